@@ -1,0 +1,197 @@
+package signer
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Providers.
+const (
+	ProviderS3    = "s3"
+	ProviderGCS   = "gcs"
+	ProviderAzure = "azure"
+	ProviderFile  = "file"
+)
+
+// Config is the storage half of one source: where the objects live and the
+// credentials that sign for them. The HTTP half (name, prefix, mode, TTL)
+// lives in internal/edge, which embeds this struct inline.
+type Config struct {
+	Provider   string `yaml:"provider"`   // s3 | gcs | azure | file
+	Bucket     string `yaml:"bucket"`     // bucket, or the Azure container
+	Region     string `yaml:"region"`     // s3: signing region (default us-east-1)
+	Endpoint   string `yaml:"endpoint"`   // S3-compatible or Azurite endpoint; empty = the cloud's own
+	Addressing string `yaml:"addressing"` // s3: auto | virtual | path
+	Account    string `yaml:"account"`    // azure: storage account
+	Root       string `yaml:"root"`       // file: the directory served
+	SSECKey    string `yaml:"sse_c_key"`  // s3 stream mode: base64 of a 32-byte customer key
+
+	Credentials Credentials `yaml:"credentials"`
+}
+
+// Credentials says how a source obtains the keys it signs with.
+type Credentials struct {
+	// Type is, for s3: default | static | assume_role | web_identity;
+	// gcs: service_account | hmac; azure: shared_key | default.
+	Type string `yaml:"type"`
+
+	AccessKeyID     string `yaml:"access_key_id"`     // s3 static, gcs hmac, assume_role base
+	SecretAccessKey string `yaml:"secret_access_key"` // s3 static, gcs hmac, assume_role base
+	SessionToken    string `yaml:"session_token"`     // s3 static, optional
+
+	RoleARN          string        `yaml:"role_arn"`                // assume_role, web_identity
+	ExternalID       string        `yaml:"external_id"`             // assume_role
+	SessionName      string        `yaml:"session_name"`            // assume_role, web_identity
+	Duration         time.Duration `yaml:"duration"`                // assume_role
+	STSEndpoint      string        `yaml:"sts_endpoint"`            // assume_role on S3-compatible stores
+	STSRegion        string        `yaml:"sts_region"`              // assume_role
+	WebIdentityToken string        `yaml:"web_identity_token_file"` // web_identity
+
+	KeyFile string `yaml:"key_file"` // gcs service_account: JSON key file
+	KeyJSON string `yaml:"key_json"` // gcs service_account: the JSON itself
+
+	AccountKey string `yaml:"account_key"` // azure shared_key
+}
+
+// Defaults fills what the operator left out.
+func (c *Config) Defaults() {
+	if c.Provider == ProviderS3 {
+		if c.Region == "" {
+			c.Region = "us-east-1"
+		}
+		if c.Addressing == "" {
+			c.Addressing = "auto"
+		}
+		if c.Credentials.Type == "" {
+			c.Credentials.Type = "default"
+			if c.Credentials.AccessKeyID != "" {
+				c.Credentials.Type = "static"
+			}
+		}
+	}
+	if c.Provider == ProviderAzure && c.Credentials.Type == "" {
+		c.Credentials.Type = "shared_key"
+	}
+	if c.Provider == ProviderGCS && c.Credentials.Type == "" {
+		c.Credentials.Type = "service_account"
+		if c.Credentials.AccessKeyID != "" {
+			c.Credentials.Type = "hmac"
+		}
+	}
+}
+
+// Validate returns every problem with c, each naming its key below prefix
+// (for example "sources[0]").
+func (c *Config) Validate(prefix string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Provider {
+	case ProviderS3, ProviderGCS, ProviderAzure:
+		if c.Bucket == "" {
+			bad("bucket", "required for provider %s", c.Provider)
+		}
+	case ProviderFile:
+		if c.Root == "" {
+			bad("root", "required for provider file")
+		}
+	case "":
+		bad("provider", "required: s3, gcs, azure or file")
+	default:
+		bad("provider", "unknown provider %q: want s3, gcs, azure or file", c.Provider)
+	}
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("endpoint", "want an absolute http(s) URL, got %q", c.Endpoint)
+		}
+	}
+	switch c.Addressing {
+	case "", "auto", "virtual", "path":
+	default:
+		bad("addressing", "unknown addressing %q: want auto, virtual or path", c.Addressing)
+	}
+	if c.SSECKey != "" {
+		if c.Provider != ProviderS3 {
+			bad("sse_c_key", "only s3 sources take a customer-provided key")
+		} else if k, err := base64.StdEncoding.DecodeString(c.SSECKey); err != nil || len(k) != 32 {
+			bad("sse_c_key", "want base64 of exactly 32 bytes")
+		}
+	}
+	cr := c.Credentials
+	switch c.Provider {
+	case ProviderS3:
+		switch cr.Type {
+		case "default":
+		case "static":
+			if cr.AccessKeyID == "" || cr.SecretAccessKey == "" {
+				bad("credentials", "static credentials need access_key_id and secret_access_key")
+			}
+		case "assume_role":
+			if cr.RoleARN == "" {
+				bad("credentials.role_arn", "required for assume_role")
+			}
+			if cr.Duration != 0 && (cr.Duration < 15*time.Minute || cr.Duration > 12*time.Hour) {
+				bad("credentials.duration", "must be between 15m and 12h, got %s", cr.Duration)
+			}
+			if cr.STSEndpoint != "" {
+				if u, err := url.Parse(cr.STSEndpoint); err != nil || u.Host == "" {
+					bad("credentials.sts_endpoint", "want an absolute http(s) URL")
+				}
+			}
+		case "web_identity":
+			if cr.RoleARN == "" || cr.WebIdentityToken == "" {
+				bad("credentials", "web_identity needs role_arn and web_identity_token_file")
+			}
+		default:
+			bad("credentials.type", "unknown type %q for s3: want default, static, assume_role or web_identity", cr.Type)
+		}
+	case ProviderGCS:
+		switch cr.Type {
+		case "service_account":
+			if (cr.KeyFile == "") == (cr.KeyJSON == "") {
+				bad("credentials", "service_account needs exactly one of key_file or key_json")
+			}
+		case "hmac":
+			if cr.AccessKeyID == "" || cr.SecretAccessKey == "" {
+				bad("credentials", "hmac needs access_key_id and secret_access_key")
+			}
+		default:
+			bad("credentials.type", "unknown type %q for gcs: want service_account or hmac", cr.Type)
+		}
+	case ProviderAzure:
+		if c.Account == "" {
+			bad("account", "required for provider azure")
+		}
+		switch cr.Type {
+		case "shared_key":
+			if cr.AccountKey == "" {
+				bad("credentials.account_key", "required for shared_key")
+			} else if _, err := base64.StdEncoding.DecodeString(cr.AccountKey); err != nil {
+				bad("credentials.account_key", "not base64")
+			}
+		case "default":
+		default:
+			bad("credentials.type", "unknown type %q for azure: want shared_key or default", cr.Type)
+		}
+	}
+	return errs
+}
+
+// PathStyle reports whether S3 requests use path-style addressing. With
+// auto, dotted bucket names go path-style: a virtual-hosted name such as
+// my.bucket.s3.amazonaws.com does not match the *.s3.amazonaws.com
+// certificate.
+func (c *Config) PathStyle() bool {
+	switch c.Addressing {
+	case "path":
+		return true
+	case "virtual":
+		return false
+	}
+	return strings.Contains(c.Bucket, ".")
+}
