@@ -54,6 +54,11 @@ type Credentials struct {
 	KeyJSON string `yaml:"key_json"` // gcs service_account: the JSON itself
 
 	AccountKey string `yaml:"account_key"` // azure shared_key
+
+	// URLKeys sign and verify file sources' /v1/f URLs (base64, at least
+	// 32 bytes each; the first signs, all verify, for rotation). Empty: a
+	// random key per process, so URLs do not survive restarts or replicas.
+	URLKeys []string `yaml:"url_keys"`
 }
 
 // Defaults fills what the operator left out.

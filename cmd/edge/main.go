@@ -1,0 +1,228 @@
+// Command edge is the presigning edge proxy: it authenticates annotator
+// tokens and answers with presigned storage URLs or the object's bytes.
+//
+//	edge serve -config FILE [-listen ADDR]
+//	edge demo [-listen ADDR]
+//	edge token -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
+//	edge presign -config FILE REF
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/edge"
+	"go.uber.org/zap"
+)
+
+const usage = `edge: a presigning edge proxy for private buckets
+
+usage:
+  edge serve   -config FILE [-listen ADDR]        serve (EDGE_CONFIG may name the file)
+  edge demo    [-listen ADDR]                     serve bundled sample images; open /demo
+  edge token   -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
+  edge presign -config FILE REF                   REF is SOURCE/KEY or a storage URL
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stderr)
+	case "demo":
+		err = demo(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = token(args[1:], stdout, stderr)
+	case "presign":
+		err = presign(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "edge: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "edge %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "edge %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("edge "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func loadConfig(path string) (*edge.Config, error) {
+	if path == "" {
+		path = os.Getenv("EDGE_CONFIG")
+	}
+	if path == "" {
+		return nil, usageError{errors.New("-config FILE (or EDGE_CONFIG) is required")}
+	}
+	return edge.LoadConfig(path)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	cfgPath := fs.String("config", "", "config file (default $EDGE_CONFIG)")
+	listen := fs.String("listen", "", "listen address, overrides the config's listen")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	log, err := edge.NewLogger(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	srv, err := edge.New(ctx, cfg, edge.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Int("sources", len(cfg.Sources)))
+	return srv.Run(ctx, ln)
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg, err := edge.DemoConfig(*listen)
+	if err != nil {
+		return err
+	}
+	const ttl = 12 * time.Hour
+	tok, err := edge.DemoToken(cfg, ttl)
+	if err != nil {
+		return err
+	}
+	log, err := edge.NewLogger(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	srv, err := edge.New(ctx, cfg, edge.Options{
+		Logger: log,
+		FileFS: edge.DemoFS(),
+		Extra:  map[string]http.Handler{"/demo": edge.DemoPage(tok, ttl), "/": http.RedirectHandler("/demo", http.StatusFound)},
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "edge demo listening on %s\n\n  open:   %s/demo\n  token:  %s\n  try:    curl -i '%s/v1/s/%s/gradient.png?token=%s'\n\n(access logs follow on stderr; Ctrl-C stops)\n",
+		base, base, tok, base, edge.DemoRedirect, tok)
+	return srv.Run(ctx, ln)
+}
+
+type grantList []auth.Grant
+
+func (g *grantList) String() string { return fmt.Sprint(*g) }
+func (g *grantList) Set(v string) error {
+	src, prefix, ok := strings.Cut(v, ":")
+	if !ok || src == "" {
+		return errors.New("want SOURCE:PREFIX (PREFIX may be empty)")
+	}
+	*g = append(*g, auth.Grant{Source: src, Prefix: prefix})
+	return nil
+}
+
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token", stderr)
+	cfgPath := fs.String("config", "", "config file (default $EDGE_CONFIG)")
+	sub := fs.String("sub", "", "subject (the annotator's id)")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	var grants grantList
+	fs.Var(&grants, "grant", "SOURCE:PREFIX, repeatable")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *sub == "" || len(grants) == 0 {
+		return usageError{errors.New("-sub and at least one -grant are required")}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	tok, err := auth.Mint(cfg.Auth, auth.MintOptions{Subject: *sub, Grants: grants, TTL: *ttl})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func presign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("presign", stderr)
+	cfgPath := fs.String("config", "", "config file (default $EDGE_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() != 1 {
+		return usageError{errors.New("exactly one REF (SOURCE/KEY or a storage URL) is required")}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	srv, err := edge.New(ctx, cfg, edge.Options{Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	u, _, err := srv.PresignRef(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, u)
+	return nil
+}

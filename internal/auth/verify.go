@@ -1,0 +1,200 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeproxy/edge/internal/cache"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Grant gives access to the keys of one source that start with Prefix.
+// Prefix is relative to the source's configured prefix; empty covers all.
+type Grant struct {
+	Source string `json:"source"`
+	Prefix string `json:"prefix"`
+}
+
+// Claims are the claims the edge reads from a token.
+type Claims struct {
+	jwt.RegisteredClaims
+	Grants []Grant `json:"grants"`
+}
+
+// Allows reports whether some grant covers the key of source.
+func (c *Claims) Allows(source, key string) bool {
+	for i := range c.Grants {
+		g := &c.Grants[i]
+		if g.Source == source && len(key) >= len(g.Prefix) && key[:len(g.Prefix)] == g.Prefix {
+			return true
+		}
+	}
+	return false
+}
+
+// Error is a token refusal with a stable public code.
+type Error struct {
+	Code    string // token_missing, token_expired, ...
+	Message string
+	Err     error // the cause, for logs only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrMissing is returned when a request carries no token.
+var ErrMissing = &Error{Code: "token_missing", Message: "a token is required (query token, Authorization: Bearer, or cookie edge_token)"}
+
+var (
+	errUnknownKID  = errors.New("no configured key has this kid")
+	errAlgorithm   = errors.New("algorithm not accepted for any configured key")
+	errKIDAlgMatch = errors.New("the key with this kid is pinned to another algorithm")
+)
+
+type key struct {
+	id  string
+	alg string
+	key any
+}
+
+// Verifier checks tokens against the configured keys and remembers the
+// ones it verified until they expire, so a page of 200 thumbnails costs one
+// signature check.
+type Verifier struct {
+	parser *jwt.Parser
+	byAlg  map[string]jwt.VerificationKeySet
+	byID   map[string]key
+	cache  *cache.Expiring[string, *Claims]
+	now    func() time.Time
+}
+
+// NewVerifier builds a Verifier from a validated config. now is the clock.
+func NewVerifier(cfg Config, now func() time.Time) (*Verifier, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	v := &Verifier{
+		byAlg: map[string]jwt.VerificationKeySet{},
+		byID:  map[string]key{},
+		now:   now,
+	}
+	var algs []string
+	for _, kc := range cfg.Keys {
+		k, err := kc.load()
+		if err != nil {
+			return nil, err
+		}
+		if kc.ID != "" {
+			v.byID[kc.ID] = key{id: kc.ID, alg: kc.Alg, key: k}
+		}
+		set, seen := v.byAlg[kc.Alg]
+		if !seen {
+			algs = append(algs, kc.Alg)
+		}
+		set.Keys = append(set.Keys, k)
+		v.byAlg[kc.Alg] = set
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(now),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	v.parser = jwt.NewParser(opts...)
+	if cfg.CacheEntries > 0 {
+		c, err := cache.NewExpiring[string, *Claims](cfg.CacheEntries)
+		if err != nil {
+			return nil, err
+		}
+		v.cache = c
+	}
+	return v, nil
+}
+
+// keyFunc returns the keys that may verify t: the key named by its kid, or
+// every key pinned to its algorithm (several, while keys rotate).
+func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if kid, ok := t.Header["kid"].(string); ok && kid != "" {
+		k, ok := v.byID[kid]
+		if !ok {
+			return nil, errUnknownKID
+		}
+		if k.alg != alg {
+			return nil, errKIDAlgMatch
+		}
+		return k.key, nil
+	}
+	set, ok := v.byAlg[alg]
+	if !ok {
+		return nil, errAlgorithm
+	}
+	if len(set.Keys) == 1 {
+		return set.Keys[0], nil
+	}
+	return set, nil
+}
+
+// Verify returns the claims of a valid token, from the cache when this
+// token was verified before and has not expired.
+func (v *Verifier) Verify(token string) (*Claims, bool, error) {
+	now := v.now()
+	if v.cache != nil {
+		if c, ok := v.cache.Get(token, now); ok {
+			return c, true, nil
+		}
+	}
+	c := new(Claims)
+	if _, err := v.parser.ParseWithClaims(token, c, v.keyFunc); err != nil {
+		return nil, false, classify(err)
+	}
+	if v.cache != nil {
+		// exp is required, so ExpiresAt is set. The entry lives until
+		// exp, never past it: leeway is for clock skew, not for caching.
+		v.cache.Add(token, c, c.ExpiresAt.Time, now)
+	}
+	return c, false, nil
+}
+
+// classify maps a jwt error to a public code; the message never quotes the
+// token.
+func classify(err error) *Error {
+	code, msg := "token_invalid", "the token is not valid"
+	switch {
+	case errors.Is(err, errUnknownKID):
+		code, msg = "token_unknown_key", "the token's kid names no configured key"
+	case errors.Is(err, errAlgorithm), errors.Is(err, errKIDAlgMatch):
+		code, msg = "token_bad_algorithm", "the token's algorithm is not accepted"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		code, msg = "token_malformed", "the token is not a well-formed JWT"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		code, msg = "token_bad_signature", "the token's signature does not verify"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		code, msg = "token_invalid", "the token lacks a required claim (exp)"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		code, msg = "token_expired", "the token has expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		code, msg = "token_not_yet_valid", "the token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		code, msg = "token_bad_issuer", "the token's issuer is not accepted"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		code, msg = "token_bad_audience", "the token's audience is not accepted"
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		code, msg = "token_invalid", "the token's claims are not valid"
+	}
+	return &Error{Code: code, Message: msg, Err: fmt.Errorf("%w", err)}
+}

@@ -1,0 +1,483 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/signer"
+	"github.com/edgeproxy/edge/internal/stream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// recorder notes what the access log and metrics need about one request.
+// It is pooled; Unwrap lets http.ResponseController reach the connection.
+type recorder struct {
+	http.ResponseWriter
+	status  int
+	bytes   int64
+	route   int
+	mode    int
+	source  string
+	subject string
+	cache   string
+	err     *Error
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps sendfile for files served from disk.
+func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.bytes += n
+	return n, err
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Precomputed header values.
+var (
+	hdrNoReferrer = []string{"no-referrer"}
+	hdrPrivate    = []string{"private"}
+	hdrNoStore    = []string{"no-store"}
+	hdrAllowRead  = []string{"GET, HEAD, OPTIONS"}
+	hdrAllowPost  = []string{"POST, OPTIONS"}
+	hdrJSON       = []string{"application/json"}
+	hdrNoSniff    = []string{"nosniff"}
+)
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	rec := s.recs.Get().(*recorder)
+	*rec = recorder{ResponseWriter: w, route: routeOther}
+	defer func() {
+		// A panic (an aborted stream) still gets its log line and metric.
+		p := recover()
+		status := rec.status
+		if p != nil {
+			status = 499
+			if rec.err == nil {
+				rec.err = newError(499, "aborted", "response aborted", nil)
+			}
+		}
+		s.finish(rec, r, status, start)
+		s.recs.Put(rec)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/v1/"):
+		s.cors.ServeHTTP(rec, r, s.serveV1)
+	case p == "/healthz":
+		rec.route = routeOps
+		rec.Header()["Cache-Control"] = hdrNoStore
+		io.WriteString(rec, "ok\n")
+	case p == "/readyz":
+		rec.route = routeOps
+		rec.Header()["Cache-Control"] = hdrNoStore
+		if why := s.ready.Load(); why != nil {
+			rec.err = writeError(rec, r, newError(http.StatusServiceUnavailable, "not_ready", *why, nil))
+			return
+		}
+		io.WriteString(rec, "ready\n")
+	case p == "/metrics":
+		rec.route = routeOps
+		s.metricsH.ServeHTTP(rec, r)
+	default:
+		if h, ok := s.extra[p]; ok {
+			rec.route = routeDemo
+			h.ServeHTTP(rec, r)
+			return
+		}
+		rec.err = writeError(rec, r, errNotFound)
+	}
+}
+
+// serveV1 routes the object API; CORS has been applied.
+func (s *Server) serveV1(w http.ResponseWriter, r *http.Request) {
+	rec := w.(*recorder)
+	var err error
+	escaped := r.URL.EscapedPath()
+	switch {
+	case strings.HasPrefix(escaped, "/v1/s/"):
+		rec.route = routeObject
+		err = s.serveObject(rec, r, escaped[len("/v1/s/"):])
+	case escaped == "/v1/u":
+		rec.route = routeURL
+		err = s.serveStorageURL(rec, r)
+	case strings.HasPrefix(escaped, "/v1/f/"):
+		rec.route = routeFile
+		err = s.serveSignedFile(rec, r, escaped[len("/v1/f/"):])
+	case escaped == "/v1/session":
+		rec.route = routeSession
+		err = s.serveSession(rec, r)
+	default:
+		err = errNotFound
+	}
+	if err != nil {
+		var se *stream.Error
+		if errors.As(err, &se) {
+			err = &Error{Status: se.Status, Code: se.Code, Message: se.Message, Err: se.Err}
+		}
+		if rec.status != 0 {
+			// Headers are out: nothing more to say but to abort.
+			panic(http.ErrAbortHandler)
+		}
+		rec.err = writeError(rec, r, err)
+	}
+}
+
+func readMethod(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	w.Header()["Allow"] = hdrAllowRead
+	return errMethod
+}
+
+// serveObject answers /v1/s/{source}/{key...}: the request's whole story,
+// cheap checks first, cryptography second, network last.
+func (s *Server) serveObject(w *recorder, r *http.Request, ref string) error {
+	if err := readMethod(w, r); err != nil {
+		return err
+	}
+	name, key, err := parseRef(ref)
+	if err != nil {
+		return newError(http.StatusBadRequest, "bad_reference", "malformed reference: "+err.Error(), nil)
+	}
+	w.source = name
+	claims, err := s.authenticate(w, r)
+	if err != nil {
+		return err
+	}
+	if !claims.Allows(name, key) {
+		return errForbidden
+	}
+	src, ok := s.sources[name]
+	if !ok {
+		return errUnknownSource
+	}
+	return s.deliver(w, r, src, key)
+}
+
+// serveStorageURL answers /v1/u?url=STORAGE_URL.
+func (s *Server) serveStorageURL(w *recorder, r *http.Request) error {
+	if err := readMethod(w, r); err != nil {
+		return err
+	}
+	raw := auth.QueryValue(r.URL.RawQuery, "url")
+	if raw == "" {
+		return errMissingURL
+	}
+	loc, err := ParseStorageURL(raw)
+	if err != nil {
+		return newError(http.StatusBadRequest, "bad_storage_url", "malformed storage URL: "+err.Error(), nil)
+	}
+	claims, err := s.authenticate(w, r)
+	if err != nil {
+		return err
+	}
+	src, key := s.resolveLocation(loc)
+	if src == nil {
+		return errUnknownBucket
+	}
+	w.source = src.Name
+	if !claims.Allows(src.Name, key) {
+		return errForbidden
+	}
+	return s.deliver(w, r, src, key)
+}
+
+// authenticate extracts and verifies the token (cached).
+func (s *Server) authenticate(w *recorder, r *http.Request) (*auth.Claims, error) {
+	tok := auth.FromRequest(r)
+	if tok == "" {
+		return nil, newError(http.StatusUnauthorized, auth.ErrMissing.Code, auth.ErrMissing.Message, nil)
+	}
+	claims, hit, err := s.verifier.Verify(tok)
+	if err != nil {
+		s.metrics.tokenError.Inc()
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			return nil, newError(http.StatusUnauthorized, ae.Code, ae.Message, ae.Err)
+		}
+		return nil, newError(http.StatusUnauthorized, "token_invalid", "the token is not valid", err)
+	}
+	if hit {
+		s.metrics.tokenHit.Inc()
+	} else {
+		s.metrics.tokenMiss.Inc()
+	}
+	w.subject = claims.Subject
+	return claims, nil
+}
+
+// deliver answers for an authorised object: a redirect to a cached
+// presigned URL, or the bytes.
+func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) error {
+	w.mode = src.mode
+	if src.mode == modeStream {
+		if src.file != nil {
+			return s.serveFile(w, r, src, key)
+		}
+		p, err := s.presigned(r.Context(), w, src, r.Method, key, true)
+		if err != nil {
+			return err
+		}
+		return s.streams.Serve(w, r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header})
+	}
+	p, err := s.presigned(r.Context(), w, src, r.Method, key, false)
+	if err != nil {
+		return err
+	}
+	maxAge := int64(p.until.Sub(s.now()) / time.Second)
+	if maxAge < 0 {
+		maxAge = 0
+	}
+	h := w.Header()
+	h["Location"] = []string{p.URL}
+	h["Cache-Control"] = []string{"private, max-age=" + strconv.FormatInt(maxAge, 10)}
+	h["Referrer-Policy"] = hdrNoReferrer
+	w.WriteHeader(http.StatusFound)
+	return nil
+}
+
+type presignedURL struct {
+	signer.Presigned
+	until time.Time
+}
+
+// presigned returns the source's URL for key, from the cache or signed at
+// the start of the current signing window (singleflight on a miss).
+func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method, key string, forFetch bool) (presignedURL, error) {
+	var b strings.Builder
+	b.Grow(len(src.Name) + len(key) + 8)
+	b.WriteString(src.Name)
+	b.WriteByte(0)
+	b.WriteString(method)
+	b.WriteByte(0)
+	b.WriteString(key)
+	ck := b.String()
+	if v, until, ok := s.urls.Cached(ck, s.now()); ok {
+		s.metrics.presignHit.Inc()
+		w.cache = "hit"
+		return presignedURL{v, until}, nil
+	}
+	v, until, hit, err := s.urls.Get(ctx, ck, s.now, func(ctx context.Context) (signer.Presigned, time.Time, error) {
+		at := s.now().Truncate(src.window)
+		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key, At: at, TTL: src.ttl, ForFetch: forFetch})
+		if err != nil {
+			return p, time.Time{}, err
+		}
+		// Serve it until the window ends, while at least half its life
+		// is left; never within a minute of its expiry.
+		until := at.Add(src.window)
+		if limit := p.Expires.Add(-time.Minute); limit.Before(until) {
+			until = limit
+		}
+		return p, until, nil
+	})
+	if err != nil {
+		s.metrics.presignError.Inc()
+		if errors.Is(err, signer.ErrCredentials) {
+			return presignedURL{}, newError(http.StatusServiceUnavailable, "credentials_unavailable", "the source's credentials are unavailable", err)
+		}
+		if ctx.Err() != nil {
+			return presignedURL{}, newError(499, "client_closed", "client went away", err)
+		}
+		return presignedURL{}, newError(http.StatusBadGateway, "presign_failed", "the URL could not be signed", err)
+	}
+	if hit {
+		s.metrics.presignHit.Inc()
+		w.cache = "hit"
+	} else {
+		s.metrics.presignMiss.Inc()
+		w.cache = "miss"
+	}
+	return presignedURL{v, until}, nil
+}
+
+// serveSignedFile answers /v1/f/{source}/{key...}?exp=…&sig=…: a URL the
+// edge signed for a file source in redirect mode; no token needed.
+func (s *Server) serveSignedFile(w *recorder, r *http.Request, ref string) error {
+	if err := readMethod(w, r); err != nil {
+		return err
+	}
+	name, key, err := parseRef(ref)
+	if err != nil {
+		return newError(http.StatusBadRequest, "bad_reference", "malformed reference: "+err.Error(), nil)
+	}
+	w.source = name
+	src, ok := s.sources[name]
+	if !ok || src.file == nil {
+		return errUnknownSource
+	}
+	q := r.URL.RawQuery
+	switch err := src.file.Verify(key, auth.QueryValue(q, "exp"), auth.QueryValue(q, "sig"), s.now()); err {
+	case nil:
+	case signer.ErrURLExpired:
+		return errURLExpired
+	default:
+		return errURLSignature
+	}
+	w.mode = modeRedirect
+	return s.serveFile(w, r, src, key)
+}
+
+// serveFile streams one file of a file source, with Range and conditional
+// requests (http.ServeContent); the body is read from disk as it is sent.
+func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string) error {
+	name := path.Clean(src.Prefix + key)
+	if !fs.ValidPath(name) {
+		return newError(http.StatusBadRequest, "bad_reference", "malformed reference", nil)
+	}
+	release, err := s.streams.Acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	f, err := src.file.FS().Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
+			return errObjectNotFound
+		}
+		return newError(http.StatusBadGateway, "storage_error", "the file could not be read", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		return errObjectNotFound
+	}
+	rs, ok := f.(io.ReadSeeker)
+	if !ok {
+		return newError(http.StatusInternalServerError, "internal", "internal error", errors.New("file is not seekable"))
+	}
+	h := w.Header()
+	h["Cache-Control"] = hdrPrivate
+	h["Etag"] = []string{`"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + "-" + strconv.FormatInt(fi.Size(), 36) + `"`}
+	http.ServeContent(w, r, name, fi.ModTime(), rs)
+	return nil
+}
+
+// serveSession answers POST /v1/session: it verifies the bearer token and
+// sets it as the edge_token cookie for pages that load with
+// crossorigin="use-credentials". SameSite=None with Secure is what
+// browsers require for the cookie to travel on cross-site requests.
+func (s *Server) serveSession(w *recorder, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		w.Header()["Allow"] = hdrAllowPost
+		return errMethod
+	}
+	tok := auth.BearerToken(r)
+	if tok == "" {
+		return newError(http.StatusUnauthorized, auth.ErrMissing.Code, "POST /v1/session takes the token in Authorization: Bearer", nil)
+	}
+	claims, _, err := s.verifier.Verify(tok)
+	if err != nil {
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			return newError(http.StatusUnauthorized, ae.Code, ae.Message, ae.Err)
+		}
+		return newError(http.StatusUnauthorized, "token_invalid", "the token is not valid", err)
+	}
+	w.subject = claims.Subject
+	exp := claims.ExpiresAt.Time
+	http.SetCookie(w, &http.Cookie{
+		Name:     auth.CookieName,
+		Value:    tok,
+		Path:     "/v1/",
+		Expires:  exp,
+		MaxAge:   int(exp.Sub(s.now()) / time.Second),
+		HttpOnly: true,
+		Secure:   true,
+		SameSite: http.SameSiteNoneMode,
+	})
+	h := w.Header()
+	h["Cache-Control"] = hdrNoStore
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// finish writes the access log line and counts the request. It never logs
+// the query (tokens, signatures) or headers (cookies, Authorization).
+func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.Time) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	elapsed := s.now().Sub(start)
+	s.metrics.request(rec.route, rec.mode, status, elapsed.Seconds())
+	lvl := zapcore.InfoLevel
+	if status >= 500 && status != 499 {
+		lvl = zapcore.ErrorLevel
+	}
+	ce := s.log.Check(lvl, "request")
+	if ce == nil {
+		return
+	}
+	fields := make([]zap.Field, 0, 12)
+	fields = append(fields,
+		zap.String("method", r.Method),
+		zap.String("route", routeNames[rec.route]),
+		zap.Int("status", status),
+		zap.Duration("latency", elapsed),
+		zap.Int64("bytes", rec.bytes),
+	)
+	if rec.source != "" {
+		fields = append(fields, zap.String("source", rec.source))
+	}
+	if rec.mode != modeNone {
+		fields = append(fields, zap.String("mode", modeNames[rec.mode]))
+	}
+	if rec.subject != "" {
+		fields = append(fields, zap.String("subject", rec.subject))
+	}
+	if rec.cache != "" {
+		fields = append(fields, zap.String("cache", rec.cache))
+	}
+	if rec.err != nil {
+		fields = append(fields, zap.String("error", rec.err.Code))
+		if rec.err.Err != nil {
+			fields = append(fields, zap.String("cause", Redact(rec.err.Err.Error())))
+		}
+	}
+	ce.Write(fields...)
+}
+
+var secretParam = regexp.MustCompile(`(?i)((?:x-amz-signature|x-amz-security-token|x-amz-credential|x-goog-signature|x-goog-credential|sig|token|signature|skoid|sktid)=)[^&\s"']*`)
+
+// Redact blanks signatures, credentials and tokens in text bound for a log
+// (an error that quotes a presigned URL, say).
+func Redact(s string) string {
+	if !strings.Contains(s, "=") {
+		return s
+	}
+	return secretParam.ReplaceAllString(s, "${1}REDACTED")
+}

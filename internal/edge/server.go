@@ -1,0 +1,301 @@
+// Package edge is the HTTP layer and composition root of the edge: config
+// aggregation, server construction, routing, the object handler, reference
+// parsing and error rendering.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/cache"
+	"github.com/edgeproxy/edge/internal/signer"
+	"github.com/edgeproxy/edge/internal/stream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Source is one configured source, built once at start.
+type Source struct {
+	Name   string
+	Prefix string
+	Mode   string
+	mode   int
+	ttl    time.Duration
+	window time.Duration
+	signer signer.Signer
+	file   *signer.File // file provider only
+	cfg    signer.Config
+
+	endpointHost string // lowercased host[:port] of a custom endpoint
+	endpointPath string // its path, without leading '/', with trailing '/' when set
+}
+
+// Options carry what the server takes from its caller besides the config.
+type Options struct {
+	Logger *zap.Logger
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+	// FileFS serves a file source from the given tree instead of its root
+	// directory (the demo's embedded images).
+	FileFS map[string]fs.FS
+	// Extra routes mounted on the server's mux (the demo page).
+	Extra map[string]http.Handler
+}
+
+// Server is the edge: build it with New, serve it with Run or Handler.
+type Server struct {
+	cfg      *Config
+	log      *zap.Logger
+	now      func() time.Time
+	verifier *auth.Verifier
+	sources  map[string]*Source
+	ordered  []*Source
+	urls     *cache.Loader[signer.Presigned]
+	streams  *stream.Proxy
+	metrics  *metrics
+	cors     *cors.Cors
+	extra    map[string]http.Handler
+	handler  http.Handler
+	metricsH http.Handler
+	ready    atomic.Pointer[string] // nil or "": ready; otherwise why not
+	recs     sync.Pool
+}
+
+// New builds the server from a validated config: keys, signers,
+// transports, caches and header values are all made here, once.
+func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     opts.Logger,
+		now:     opts.Now,
+		sources: map[string]*Source{},
+		metrics: newMetrics(),
+		extra:   opts.Extra,
+	}
+	var err error
+	if s.verifier, err = auth.NewVerifier(cfg.Auth, opts.Now); err != nil {
+		return nil, err
+	}
+	if s.urls, err = cache.NewLoader[signer.Presigned](cfg.Cache.MaxEntries); err != nil {
+		return nil, err
+	}
+	if s.streams, err = stream.New(cfg.Stream, stream.Options{Logger: opts.Logger, Registerer: s.metrics.reg}); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i, sc := range cfg.Sources {
+		src := &Source{Name: sc.Name, Prefix: sc.Prefix, Mode: sc.Mode, ttl: sc.URLTTL, window: sc.SigningWindow, cfg: sc.Config}
+		src.mode = modeRedirect
+		if sc.Mode == ModeStream {
+			src.mode = modeStream
+		}
+		if sc.Endpoint != "" {
+			u, _ := url.Parse(sc.Endpoint)
+			src.endpointHost = strings.ToLower(u.Host)
+			if p := strings.Trim(u.Path, "/"); p != "" {
+				src.endpointPath = p + "/"
+			}
+		}
+		sopts := signer.Options{File: signer.FileOptions{
+			BasePath: "/v1/f/" + signer.EscapePath(sc.Name) + "/",
+			Prefix:   sc.Prefix,
+			FS:       opts.FileFS[sc.Name],
+		}}
+		sg, err := signer.New(ctx, sc.Config, sopts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sources[%d] (%s): %w", i, sc.Name, err))
+			continue
+		}
+		src.signer = sg
+		src.file, _ = sg.(*signer.File)
+		s.sources[sc.Name] = src
+		s.ordered = append(s.ordered, src)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.buildCORS()
+	s.metricsH = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	s.recs.New = func() any { return new(recorder) }
+	s.handler = http.HandlerFunc(s.serveHTTP)
+	notYet := "starting: credentials not checked yet"
+	s.ready.Store(&notYet)
+	return s, nil
+}
+
+// buildCORS configures rs/cors with the edge's own origin matcher: rs/cors
+// wildcards are plain prefix/suffix matches, so "http://localhost:*" would
+// also admit "http://localhost:1.evil.example".
+func (s *Server) buildCORS() {
+	var patterns []originPattern
+	for _, o := range s.cfg.CORS.AllowedOrigins {
+		p, _ := parseOriginPattern(o) // validated with the config
+		patterns = append(patterns, p)
+	}
+	s.cors = cors.New(cors.Options{
+		AllowOriginFunc: func(origin string) bool { return matchOrigin(patterns, origin) },
+		AllowedMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost},
+		AllowedHeaders:  []string{"Authorization", "Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Range"},
+		ExposedHeaders:  []string{"Content-Range", "Content-Length", "Accept-Ranges", "ETag", "Last-Modified", "Content-Type"},
+		// Cookie mode (crossorigin="use-credentials") needs credentials;
+		// with them rs/cors echoes the origin, never "*".
+		AllowCredentials: true,
+		MaxAge:           int(s.cfg.CORS.MaxAge / time.Second),
+	})
+}
+
+// Handler is the server's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Metrics is the handler of /metrics.
+func (s *Server) Metrics() http.Handler { return s.metricsH }
+
+// Run serves on ln until ctx is done, then shuts down gracefully: the
+// listener closes, requests in flight get ShutdownTimeout to finish.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	sc := s.cfg.Server
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		WriteTimeout:      sc.WriteTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go s.watchReadiness(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", zap.Duration("grace", sc.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	s.streams.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		hs.Close()
+	}
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		return e
+	}
+	return err
+}
+
+// watchReadiness checks every source's credentials at start and every 30
+// seconds; /readyz answers from the last result.
+func (s *Server) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		s.CheckReady(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// CheckReady checks every source's credentials now and records the result.
+func (s *Server) CheckReady(ctx context.Context) error {
+	var errs []error
+	for _, src := range s.ordered {
+		if c, ok := src.signer.(signer.Checker); ok {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.Check(cctx)
+			cancel()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("source %s: %w", src.Name, err))
+			}
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		msg := err.Error()
+		if s.ready.Load() == nil || *s.ready.Load() != msg {
+			s.log.Warn("not ready", zap.Error(err))
+		}
+		s.ready.Store(&msg)
+	} else {
+		s.ready.Store(nil)
+	}
+	return err
+}
+
+// Close releases what the server holds.
+func (s *Server) Close() {
+	for _, src := range s.ordered {
+		if src.file != nil {
+			src.file.Close()
+		}
+	}
+	s.streams.Close()
+}
+
+// NewLogger builds the JSON logger on stderr at the given level.
+func NewLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	zc.EncoderConfig.TimeKey = "ts"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	zc.DisableStacktrace = true
+	return zc.Build()
+}
+
+// PresignRef returns the URL the edge would redirect to for ref: SOURCE/KEY
+// (as after /v1/s/, percent-decoded once) or a storage URL. Stream-mode
+// sources get the URL the edge itself would fetch.
+func (s *Server) PresignRef(ctx context.Context, ref string) (string, time.Time, error) {
+	var src *Source
+	var key string
+	if strings.Contains(ref, "://") {
+		loc, err := ParseStorageURL(ref)
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("storage URL: %w", err)
+		}
+		if src, key = s.resolveLocation(loc); src == nil {
+			return "", time.Time{}, errors.New("the storage URL names no configured source (bucket, endpoint and prefix must match)")
+		}
+	} else {
+		name, k, err := parseRef(ref)
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("reference: %w", err)
+		}
+		if src = s.sources[name]; src == nil {
+			return "", time.Time{}, fmt.Errorf("no source named %q", name)
+		}
+		key = k
+	}
+	p, err := s.presigned(ctx, &recorder{}, src, http.MethodGet, key, src.mode == modeStream)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return p.URL, p.Expires, nil
+}
