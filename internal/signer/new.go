@@ -20,7 +20,7 @@ func New(ctx context.Context, cfg Config, opts Options) (Signer, error) {
 		if cfg.Credentials.Type == "hmac" {
 			return NewS3(ctx, cfg, opts.S3)
 		}
-		return nil, fmt.Errorf("provider gcs: service_account signing is not built yet")
+		return NewGCS(cfg, GCSOptions{})
 	case ProviderAzure:
 		return nil, fmt.Errorf("provider azure: not built yet")
 	case ProviderFile:
