@@ -15,16 +15,25 @@ type Options struct {
 func New(ctx context.Context, cfg Config, opts Options) (Signer, error) {
 	switch cfg.Provider {
 	case ProviderS3:
-		return NewS3(ctx, cfg, opts.S3)
+		return asSigner(NewS3(ctx, cfg, opts.S3))
 	case ProviderGCS:
 		if cfg.Credentials.Type == "hmac" {
-			return NewS3(ctx, cfg, opts.S3)
+			// GCS interop: SigV4 against storage.googleapis.com.
+			return asSigner(NewS3(ctx, cfg, opts.S3))
 		}
-		return NewGCS(cfg, GCSOptions{})
+		return asSigner(NewGCS(cfg, GCSOptions{}))
 	case ProviderAzure:
-		return nil, fmt.Errorf("provider azure: not built yet")
+		return asSigner(NewAzure(cfg))
 	case ProviderFile:
-		return NewFile(cfg, opts.File)
+		return asSigner(NewFile(cfg, opts.File))
 	}
 	return nil, fmt.Errorf("unknown provider %q", cfg.Provider)
+}
+
+// asSigner keeps a failed constructor's typed nil out of the interface.
+func asSigner[S Signer](s S, err error) (Signer, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
