@@ -53,11 +53,13 @@ func (c *Config) Defaults() {
 // Validate returns every problem with c, each naming its key.
 func (c *Config) Validate() []error {
 	var errs []error
-	if len(c.Keys) == 0 {
-		errs = append(errs, errors.New("auth.keys: at least one key is required"))
+	if len(c.Keys) == 0 && c.JWKSURL == "" {
+		errs = append(errs, errors.New("auth.keys: at least one key (or auth.jwks_url) is required"))
 	}
 	if c.JWKSURL != "" {
-		errs = append(errs, errors.New("auth.jwks_url: not supported by this version; configure keys"))
+		if err := validateJWKSURL(c.JWKSURL); err != nil {
+			errs = append(errs, fmt.Errorf("auth.jwks_url: %w", err))
+		}
 	}
 	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("auth.leeway: must be between 0 and 5m, got %s", c.Leeway))

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -73,6 +74,8 @@ type Verifier struct {
 	byID   map[string]key
 	cache  *cache.Expiring[string, *Claims]
 	now    func() time.Time
+	issuer string // required when set
+	jwks   *jwks  // nil without auth.jwks_url
 }
 
 // NewVerifier builds a Verifier from a validated config. now is the clock.
@@ -81,9 +84,10 @@ func NewVerifier(cfg Config, now func() time.Time) (*Verifier, error) {
 		return nil, errors.Join(errs...)
 	}
 	v := &Verifier{
-		byAlg: map[string]jwt.VerificationKeySet{},
-		byID:  map[string]key{},
-		now:   now,
+		byAlg:  map[string]jwt.VerificationKeySet{},
+		byID:   map[string]key{},
+		now:    now,
+		issuer: cfg.Issuer,
 	}
 	var algs []string
 	for _, kc := range cfg.Keys {
@@ -101,12 +105,25 @@ func NewVerifier(cfg Config, now func() time.Time) (*Verifier, error) {
 		set.Keys = append(set.Keys, k)
 		v.byAlg[kc.Alg] = set
 	}
+	if cfg.JWKSURL != "" {
+		v.jwks = newJWKS(cfg.JWKSURL, now)
+		for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+			if _, seen := v.byAlg[alg]; !seen {
+				algs = append(algs, alg)
+			}
+		}
+	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(now),
+		// RFC 7515 section 2 encodes segments as unpadded base64url; a
+		// lenient decoder also accepts a last character with stray low
+		// bits, so one signed token would have several spellings that
+		// all verify (and each take a cache entry).
+		jwt.WithStrictDecoding(),
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
@@ -131,6 +148,9 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 	alg := t.Method.Alg()
 	if kid, ok := t.Header["kid"].(string); ok && kid != "" {
 		k, ok := v.byID[kid]
+		if !ok && v.jwks != nil {
+			k, ok = v.jwks.lookup(context.Background(), kid)
+		}
 		if !ok {
 			return nil, errUnknownKID
 		}
@@ -141,6 +161,7 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 	}
 	set, ok := v.byAlg[alg]
 	if !ok {
+		// JWKS keys are only found by kid.
 		return nil, errAlgorithm
 	}
 	if len(set.Keys) == 1 {
@@ -149,9 +170,48 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 	return set, nil
 }
 
+// accepts reports whether some configured key, or the JWKS, may verify alg.
+func (v *Verifier) accepts(alg string) bool {
+	if v.byAlg[alg].Keys != nil {
+		return true
+	}
+	return v.jwks != nil && (alg == "RS256" || alg == "ES256" || alg == "EdDSA")
+}
+
+// MaxTokenLen is the longest token Verify reads: a token is a cache key and
+// its claims are JSON-decoded before the signature is checked, so its size
+// is bounded before any work. 16 KiB holds a couple of hundred grants.
+const MaxTokenLen = 16 << 10
+
+var errTooLong = fmt.Errorf("%w: longer than %d bytes", jwt.ErrTokenMalformed, MaxTokenLen)
+
+// JWKSRefreshInterval is how often a JWKS URL is fetched again.
+const JWKSRefreshInterval = 10 * time.Minute
+
+// Check fetches the JWKS when it is due (never fetched, last fetch failed,
+// or older than JWKSRefreshInterval) and reports whether keys are usable;
+// /readyz reports its error. Without a JWKS URL it always succeeds.
+func (v *Verifier) Check(ctx context.Context) error {
+	if v.jwks == nil {
+		return nil
+	}
+	v.jwks.mu.RLock()
+	due := v.jwks.lastErr != nil || v.jwks.lastFetch.IsZero() || v.now().Sub(v.jwks.lastFetch) >= JWKSRefreshInterval
+	v.jwks.mu.RUnlock()
+	if due {
+		if err := v.jwks.refresh(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Verify returns the claims of a valid token, from the cache when this
 // token was verified before and has not expired.
 func (v *Verifier) Verify(token string) (*Claims, bool, error) {
+	if len(token) > MaxTokenLen {
+		return nil, false, classify(errTooLong)
+	}
 	now := v.now()
 	if v.cache != nil {
 		if c, ok := v.cache.Get(token, now); ok {
@@ -159,7 +219,24 @@ func (v *Verifier) Verify(token string) (*Claims, bool, error) {
 		}
 	}
 	c := new(Claims)
-	if _, err := v.parser.ParseWithClaims(token, c, v.keyFunc); err != nil {
+	if t, err := v.parser.ParseWithClaims(token, c, v.keyFunc); err != nil {
+		// The parser refuses an alg outside WithValidMethods as a bad
+		// signature, and an unknown or absent alg as unverifiable, before
+		// keyFunc runs; name both for what they are.
+		if t != nil && ((t.Method == nil && errors.Is(err, jwt.ErrTokenUnverifiable)) ||
+			(t.Method != nil && !v.accepts(t.Method.Alg()))) {
+			err = fmt.Errorf("%w: %w", errAlgorithm, err)
+		}
+		// jwt names a missing claim only in its text. exp is always
+		// required; iss and aud only when configured, and their absence is
+		// a wrong issuer or audience, not a missing exp.
+		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && c.ExpiresAt != nil {
+			if v.issuer != "" && c.Issuer == "" {
+				err = fmt.Errorf("%w: %w", jwt.ErrTokenInvalidIssuer, err)
+			} else {
+				err = fmt.Errorf("%w: %w", jwt.ErrTokenInvalidAudience, err)
+			}
+		}
 		return nil, false, classify(err)
 	}
 	if v.cache != nil {
@@ -183,8 +260,6 @@ func classify(err error) *Error {
 		code, msg = "token_malformed", "the token is not a well-formed JWT"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		code, msg = "token_bad_signature", "the token's signature does not verify"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		code, msg = "token_invalid", "the token lacks a required claim (exp)"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		code, msg = "token_expired", "the token has expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
@@ -193,6 +268,8 @@ func classify(err error) *Error {
 		code, msg = "token_bad_issuer", "the token's issuer is not accepted"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		code, msg = "token_bad_audience", "the token's audience is not accepted"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		code, msg = "token_invalid", "the token lacks a required claim (exp)"
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
 		code, msg = "token_invalid", "the token's claims are not valid"
 	}

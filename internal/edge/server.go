@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if s.urls, err = cache.NewLoader[signer.Presigned](cfg.Cache.MaxEntries); err != nil {
 		return nil, err
 	}
-	if s.streams, err = stream.New(cfg.Stream, stream.Options{Logger: opts.Logger, Registerer: s.metrics.reg}); err != nil {
+	if s.streams, err = stream.New(cfg.Stream, stream.Options{Logger: opts.Logger, Registerer: s.metrics.reg, WriteTimeout: cfg.Server.WriteTimeout}); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -126,6 +126,9 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		}
 		src.signer = sg
 		src.file, _ = sg.(*signer.File)
+		if src.mode == modeStream && src.file == nil {
+			s.streams.AddSource(sc.Name) // its transport, built once
+		}
 		s.sources[sc.Name] = src
 		s.ordered = append(s.ordered, src)
 	}
@@ -221,6 +224,9 @@ func (s *Server) watchReadiness(ctx context.Context) {
 // CheckReady checks every source's credentials now and records the result.
 func (s *Server) CheckReady(ctx context.Context) error {
 	var errs []error
+	if err := s.verifier.Check(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("auth: %w", err))
+	}
 	for _, src := range s.ordered {
 		if c, ok := src.signer.(signer.Checker); ok {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
