@@ -35,13 +35,21 @@ func BearerToken(r *http.Request) string {
 }
 
 // QueryValue returns the first value of name in a raw query string, without
-// building the url.Values map. A value that needs unescaping is unescaped;
-// a value with a bad escape is returned empty.
+// building the url.Values map. A name or value that needs unescaping is
+// unescaped, as url.ParseQuery does; a value with a bad escape is returned
+// empty.
 func QueryValue(rawQuery, name string) string {
 	for rawQuery != "" {
 		var part string
 		part, rawQuery, _ = strings.Cut(rawQuery, "&")
 		k, v, _ := strings.Cut(part, "=")
+		if strings.IndexByte(k, '%') >= 0 || strings.IndexByte(k, '+') >= 0 {
+			// The name is escaped too (tok%65n=), as url.ParseQuery reads it.
+			var err error
+			if k, err = url.QueryUnescape(k); err != nil {
+				continue
+			}
+		}
 		if k != name {
 			continue
 		}
