@@ -49,7 +49,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.BoolVar(&o.short, "short", false, "quick run: fewer, shorter rounds (under two minutes)")
+	flag.BoolVar(&o.short, "short", false, "quick run: 3 rounds of 0.3s warmup + 1.3s measured (under two minutes)")
 	flag.IntVar(&o.rounds, "rounds", 0, "rounds of all subjects (default 5, short 3)")
 	flag.DurationVar(&o.warmup, "warmup", 0, "unmeasured warmup per measurement (default 1s, short 400ms)")
 	flag.DurationVar(&o.duration, "d", 0, "measured time per measurement (default 5s, short 1.5s)")
@@ -76,8 +76,8 @@ func main() {
 			}
 		}
 	}
-	def(&o.warmup, time.Second, 400*time.Millisecond)
-	def(&o.duration, 5*time.Second, 1500*time.Millisecond)
+	def(&o.warmup, time.Second, 300*time.Millisecond)
+	def(&o.duration, 5*time.Second, 1300*time.Millisecond)
 	def(&o.budget, 15*time.Minute, 4*time.Minute)
 	if o.rounds == 0 {
 		o.rounds = 5
@@ -91,7 +91,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, o.budget)
 	defer cancel()
 
-	b := &bench{opts: o, started: time.Now()}
+	b := &bench{opts: o, started: started}
 	err := b.run(ctx)
 	b.shutdown()
 	if err != nil {
@@ -113,6 +113,8 @@ func repoRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
+var started = time.Now()
+
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "bench %5.1fs: "+format+"\n", append([]any{time.Since(started).Seconds()}, args...)...)
 }

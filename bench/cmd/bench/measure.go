@@ -219,7 +219,7 @@ func (b *bench) measure(ctx context.Context) error {
 			if s.name == "edge-redirect-token-cold" && r.RPS > *b.coldRate {
 				*b.coldRate = r.RPS
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // let the last run's connections close
 		}
 	}
 	if b.opts.perf {
@@ -274,6 +274,7 @@ func (b *bench) profile(ctx context.Context, subs []*subject) {
 			b.note("-perf %s: perf report: %v", s.name, err)
 			continue
 		}
+		_ = os.WriteFile(strings.TrimSuffix(data, ".data")+".txt", out, 0o644)
 		var top []string
 		for _, line := range strings.Split(string(out), "\n") {
 			f := strings.Fields(line)
@@ -286,6 +287,10 @@ func (b *bench) profile(ctx context.Context, subs []*subject) {
 				continue // the SDK's middleware chain: dozens of frames, no news
 			}
 			top = append(top, fmt.Sprintf("%7s %7s  %s %s", f[0], f[1], f[2], sym))
+		}
+		if len(top) == 0 {
+			b.note("-perf %s: no samples above 2%%; the raw report is %s (with -keep)", s.name, strings.TrimSuffix(data, ".data")+".txt")
+			continue
 		}
 		if len(top) > 30 {
 			top = top[:30]
