@@ -184,7 +184,7 @@ func (b *bench) report() error {
 	p("- edge config: log level info (access logs on, stderr to /dev/null), cache.max_entries %d, stream.max_concurrent %d, "+
 		"one redirect and one stream S3 source on versitygw (path-style); HS256 tokens from `edge token`, ES256 tokens minted by the bench\n",
 		edgeCacheMax, edgeMaxConc)
-	p("- peer-app-presign: one Node process (bench/peers/node-presign: jsonwebtoken + @aws-sdk/s3-request-presigner, "+
+	p("- peer-app-presign: one Node process (bench/peers/node-presign: jsonwebtoken + @aws-sdk/s3-request-presigner, " +
 		"the HS256 secret passed as a KeyObject: as a string, jsonwebtoken 9 spends ~0.8 ms per verify); " +
 		"peer-nginx: bench/nginx.conf.tmpl (proxy_buffering off, upstream keepalive, worker_processes auto)\n")
 	p("- server CPU: user+system time of the subject's server process (and its children) per request sent, " +
