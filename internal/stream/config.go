@@ -14,11 +14,14 @@ type Config struct {
 	MaxConcurrent int `yaml:"max_concurrent"`
 	// ConnectTimeout bounds dialing storage (unreachable: 502).
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	// ResponseHeaderTimeout bounds the wait for storage's answer (504).
+	// ResponseHeaderTimeout bounds the wait for storage's answer (504), and
+	// then every wait for the next chunk of the body: storage that goes
+	// silent mid-body gets the stream aborted after this long, never a hang.
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
 	// IdleConnsPerHost is how many idle connections to each storage host are kept.
 	IdleConnsPerHost int `yaml:"idle_conns_per_host"`
-	// BufferSize is the size of each pooled copy buffer.
+	// BufferSize is the size of each pooled copy buffer: the most one
+	// stream holds of an object at any time.
 	BufferSize int `yaml:"buffer_size"`
 }
 
@@ -47,11 +50,11 @@ func (c *Config) Validate() []error {
 	if c.MaxConcurrent < 1 {
 		errs = append(errs, fmt.Errorf("stream.max_concurrent: must be at least 1, got %d", c.MaxConcurrent))
 	}
-	if c.ConnectTimeout < 0 {
-		errs = append(errs, fmt.Errorf("stream.connect_timeout: must not be negative"))
+	if c.ConnectTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("stream.connect_timeout: must be positive, got %s", c.ConnectTimeout))
 	}
-	if c.ResponseHeaderTimeout < 0 {
-		errs = append(errs, fmt.Errorf("stream.response_header_timeout: must not be negative"))
+	if c.ResponseHeaderTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("stream.response_header_timeout: must be positive, got %s", c.ResponseHeaderTimeout))
 	}
 	if c.IdleConnsPerHost < 0 {
 		errs = append(errs, fmt.Errorf("stream.idle_conns_per_host: must not be negative"))

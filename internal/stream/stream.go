@@ -3,10 +3,12 @@ package stream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,31 +33,55 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrTooBusy is returned past max_concurrent streams.
-var ErrTooBusy = &Error{Status: http.StatusServiceUnavailable, Code: "too_busy", Message: "too many streams in flight; retry shortly"}
+// StatusClientClosed is the status logged when the client went away
+// before an answer (nginx's 499); the client never sees it.
+const StatusClientClosed = 499
+
+// Errors without a cause are built once.
+var (
+	// ErrTooBusy is returned past max_concurrent streams.
+	ErrTooBusy = &Error{Status: http.StatusServiceUnavailable, Code: "too_busy", Message: "too many streams in flight; retry shortly"}
+
+	errNotFound      = &Error{Status: http.StatusNotFound, Code: "object_not_found", Message: "the object does not exist"}
+	errRange         = &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_satisfiable", Message: "the requested range is not satisfiable"}
+	errPrecondition  = &Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Message: "a precondition of the request does not hold"}
+	errStalled       = errors.New("storage sent nothing within response_header_timeout")
+	errShortBody     = errors.New("storage sent fewer bytes than its Content-Length")
+	msgUnreachable   = "storage could not be reached"
+	msgTimeout       = "storage did not answer in time"
+	msgStorageError  = "storage answered with an error"
+	msgStorageDenied = "storage refused the edge's request"
+)
 
 // Options carry what the proxy takes from outside its config.
 type Options struct {
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
+	// WriteTimeout is the server's write timeout (server.write_timeout).
+	// Every chunk copied to the client moves the write deadline this far
+	// ahead, so a long video is not cut by it while a client that stops
+	// reading still is. Zero leaves the deadline alone.
+	WriteTimeout time.Duration
 }
 
-// Proxy fetches objects from storage and copies them to clients.
+// Proxy fetches objects from storage and copies them to clients. Build it
+// with New, register every stream source with AddSource, then Serve.
 type Proxy struct {
-	cfg       Config
-	log       *zap.Logger
-	sem       chan struct{}
-	bufs      sync.Pool
-	mu        sync.Mutex
-	transport map[string]*http.Transport
+	cfg          Config
+	log          *zap.Logger
+	writeTimeout time.Duration
+	sem          chan struct{}
+	bufs         sync.Pool
+
+	mu         sync.Mutex                                 // serialises AddSource
+	transports atomic.Pointer[map[string]*http.Transport] // copy on write: Serve reads without a lock
 
 	active prometheus.Gauge
 	bytes  prometheus.Counter
-	errors *prometheus.CounterVec
+	errs   struct{ denied, status, unreachable, timeout, midStream prometheus.Counter }
 }
 
-// New builds the proxy; transports are made per source on first use by
-// Transport and kept.
+// New builds the proxy. Transports are built by AddSource, once per source.
 func New(cfg Config, opts Options) (*Proxy, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -64,20 +90,27 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		opts.Logger = zap.NewNop()
 	}
 	p := &Proxy{
-		cfg:       cfg,
-		log:       opts.Logger,
-		sem:       make(chan struct{}, cfg.MaxConcurrent),
-		transport: map[string]*http.Transport{},
-		active:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_streams_active", Help: "Streams in flight."}),
-		bytes:     prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_upstream_bytes_total", Help: "Object bytes sent to clients in stream mode."}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "edge_upstream_errors_total", Help: "Storage failures in stream mode, by kind.",
-		}, []string{"kind"}),
+		cfg:          cfg,
+		log:          opts.Logger,
+		writeTimeout: opts.WriteTimeout,
+		sem:          make(chan struct{}, cfg.MaxConcurrent),
+		active:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_streams_active", Help: "Streams in flight (stream mode, file sources included)."}),
+		bytes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_upstream_bytes_total", Help: "Object bytes copied from storage to clients in stream mode."}),
 	}
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_upstream_errors_total", Help: "Storage failures in stream mode, by kind (denied, status, unreachable, timeout, mid_stream).",
+	}, []string{"kind"})
+	p.errs.denied = errs.WithLabelValues("denied")
+	p.errs.status = errs.WithLabelValues("status")
+	p.errs.unreachable = errs.WithLabelValues("unreachable")
+	p.errs.timeout = errs.WithLabelValues("timeout")
+	p.errs.midStream = errs.WithLabelValues("mid_stream")
+	empty := map[string]*http.Transport{}
+	p.transports.Store(&empty)
 	size := cfg.BufferSize
 	p.bufs.New = func() any { b := make([]byte, size); return &b }
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.active, p.bytes, p.errors} {
+		for _, c := range []prometheus.Collector{p.active, p.bytes, errs} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, err
 			}
@@ -86,11 +119,14 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-// Transport returns the source's shared transport, building it once.
-func (p *Proxy) Transport(source string) *http.Transport {
+// AddSource builds the shared, tuned transport of one stream source, once:
+// all of the source's streams reuse its connections. Calling it again for
+// the same name returns the transport already built.
+func (p *Proxy) AddSource(name string) *http.Transport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t, ok := p.transport[source]; ok {
+	old := *p.transports.Load()
+	if t, ok := old[name]; ok {
 		return t
 	}
 	d := &net.Dialer{Timeout: p.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
@@ -98,25 +134,37 @@ func (p *Proxy) Transport(source string) *http.Transport {
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          p.cfg.IdleConnsPerHost * 4,
+		MaxIdleConns:          p.cfg.IdleConnsPerHost,
 		MaxIdleConnsPerHost:   p.cfg.IdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   p.cfg.ConnectTimeout,
 		ResponseHeaderTimeout: p.cfg.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
+		// Object metadata is a few KiB at most; a hostile or broken
+		// endpoint does not get the default 10 MiB of our memory.
+		MaxResponseHeaderBytes: 64 << 10,
 		// The browser's Accept-Encoding is not forwarded and the body is
 		// passed through as stored.
 		DisableCompression: true,
 	}
-	p.transport[source] = t
+	next := make(map[string]*http.Transport, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[name] = t
+	p.transports.Store(&next)
 	return t
+}
+
+// Transport returns the source's shared transport, or nil when AddSource
+// was never called for it.
+func (p *Proxy) Transport(source string) *http.Transport {
+	return (*p.transports.Load())[source]
 }
 
 // Close drops idle upstream connections.
 func (p *Proxy) Close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, t := range p.transport {
+	for _, t := range *p.transports.Load() {
 		t.CloseIdleConnections()
 	}
 }
@@ -125,16 +173,32 @@ func (p *Proxy) Close() {
 type Fetch struct {
 	Source string
 	URL    string      // presigned for the request's method
-	Header http.Header // headers the signature requires (SSE-C)
+	Header http.Header // headers the signature requires (SSE-C); never sent to the client
 }
 
-// forwarded request headers: Range and the conditionals.
+// requestHeaders are forwarded to storage: Range and the conditionals.
+// Nothing else of the client's request (Authorization, cookies, the token)
+// ever reaches storage.
 var requestHeaders = []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"}
 
-// returned response headers.
-var responseHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "ETag", "Last-Modified", "Accept-Ranges", "Content-Encoding", "Content-Disposition", "Content-Language", "Expires"}
+// responseHeaders are passed back to the client, in canonical form
+// (http.Header keys are canonical: "Etag", not "ETag").
+var responseHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "Etag", "Last-Modified", "Accept-Ranges", "Content-Encoding", "Content-Disposition", "Content-Language", "Expires"}
 
-var privateCache = []string{"private"}
+// notModifiedHeaders are passed back on a 304: RFC 9110 section 15.4.5
+// lists the validators and Expires; S3-compatible stores add
+// "Content-Type: application/xml" to an empty 304, which must not reach a
+// browser cache that merges the 304's headers into the stored response.
+var notModifiedHeaders = []string{"Etag", "Last-Modified", "Expires"}
+
+// Precomputed header values for every streamed answer.
+var (
+	hdrPrivate = []string{"private"}
+	hdrNoSniff = []string{"nosniff"}
+	// A stored HTML or SVG object opened on the edge's origin must not run
+	// script there; images and videos are unaffected.
+	hdrSandbox = []string{"sandbox"}
+)
 
 // Acquire takes a stream slot, or returns ErrTooBusy. Release with the
 // returned function.
@@ -142,23 +206,35 @@ func (p *Proxy) Acquire() (func(), error) {
 	select {
 	case p.sem <- struct{}{}:
 		p.active.Inc()
-		return func() { <-p.sem; p.active.Dec() }, nil
+		return p.release, nil
 	default:
 		return nil, ErrTooBusy
 	}
 }
 
+func (p *Proxy) release() {
+	<-p.sem
+	p.active.Dec()
+}
+
 // Serve fetches f and copies the answer to w. It returns an *Error before
 // anything was written; after the first byte, a failure aborts the
-// response (http.ErrAbortHandler) so the client sees a broken transfer,
-// never a short body presented as complete.
+// response (panic with http.ErrAbortHandler) so the client sees a broken
+// transfer, never a short body presented as complete. The fetch runs under
+// the request's context: a client that goes away cancels it at once.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, f Fetch) error {
+	t := p.Transport(f.Source)
+	if t == nil {
+		return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error",
+			Err: fmt.Errorf("stream: source %q was never added", f.Source)}
+	}
 	release, err := p.Acquire()
 	if err != nil {
 		return err
 	}
 	defer release()
-	ctx := r.Context()
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, r.Method, f.URL, nil)
 	if err != nil {
 		return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
@@ -171,94 +247,178 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, f Fetch) error {
 			req.Header[h] = v
 		}
 	}
-	resp, err := p.Transport(f.Source).RoundTrip(req)
+	resp, err := t.RoundTrip(req)
 	if err != nil {
-		return p.fetchError(ctx, err)
+		return p.fetchError(r.Context(), err)
 	}
 	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK, http.StatusPartialContent, http.StatusNotModified, http.StatusRequestedRangeNotSatisfiable, http.StatusPreconditionFailed:
-	case http.StatusNotFound:
-		return &Error{Status: http.StatusNotFound, Code: "object_not_found", Message: "the object does not exist"}
-	case http.StatusForbidden, http.StatusUnauthorized:
-		p.errors.WithLabelValues("denied").Inc()
-		return &Error{Status: http.StatusBadGateway, Code: "storage_denied", Message: "storage refused the edge's request",
-			Err: errors.New(resp.Status)}
-	default:
-		p.errors.WithLabelValues("status").Inc()
-		return &Error{Status: http.StatusBadGateway, Code: "storage_error", Message: "storage answered with an error",
-			Err: errors.New(resp.Status)}
+	if err := p.statusError(resp); err != nil {
+		// A small error body is read so the connection can be reused.
+		_, _ = io.CopyN(io.Discard, resp.Body, 8<<10)
+		return err
 	}
 	h := w.Header()
-	for _, k := range responseHeaders {
+	pass := responseHeaders
+	if resp.StatusCode == http.StatusNotModified {
+		pass = notModifiedHeaders
+	}
+	for _, k := range pass {
 		if v := resp.Header[k]; len(v) > 0 {
 			h[k] = v
 		}
 	}
-	h["Cache-Control"] = privateCache
-	w.WriteHeader(resp.StatusCode)
+	h["Cache-Control"] = hdrPrivate
+	h["X-Content-Type-Options"] = hdrNoSniff
+	h["Content-Security-Policy"] = hdrSandbox
 	if r.Method == http.MethodHead || resp.StatusCode == http.StatusNotModified {
+		w.WriteHeader(resp.StatusCode)
 		return nil
 	}
-	n, err := p.copy(w, resp.Body)
-	p.bytes.Add(float64(n))
-	if err != nil {
-		if ctx.Err() == nil {
-			p.errors.WithLabelValues("mid_stream").Inc()
-			p.log.Warn("stream aborted", zap.String("source", f.Source), zap.Int64("sent", n), zap.Error(err))
-		}
-		panic(http.ErrAbortHandler)
+	return p.copyBody(w, r, f.Source, resp, cancel)
+}
+
+// copyBody sends resp's status and body to w with a pooled buffer: at
+// most one buffer of the object is in memory per stream, and a slow
+// client slows the reads from storage (TCP backpressure) instead of
+// making the edge buffer. Every chunk is flushed as it arrives. Storage
+// silent for response_header_timeout cancels the fetch. The status is
+// sent only once the first chunk has arrived, so storage that fails
+// before its first byte still gets a clean error answer.
+func (p *Proxy) copyBody(w http.ResponseWriter, r *http.Request, source string, resp *http.Response, cancel context.CancelCauseFunc) error {
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	buf := *bp
+	idle := p.cfg.ResponseHeaderTimeout
+	stall := time.AfterFunc(idle, func() { cancel(errStalled) })
+	defer stall.Stop()
+	read := func() (int, error) {
+		stall.Reset(idle)
+		n, err := resp.Body.Read(buf)
+		stall.Stop()
+		return n, err
 	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		panic(http.ErrAbortHandler)
+
+	nr, rerr := read()
+	for nr == 0 && rerr == nil {
+		nr, rerr = read()
+	}
+	if nr == 0 && rerr != nil && rerr != io.EOF {
+		return p.bodyError(r.Context(), resp.Request.Context(), rerr)
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	// A writer without deadlines or flushing answers with a freshly built
+	// error on every call: ask once.
+	deadlines, flush := p.writeTimeout > 0, true
+	var sent int64
+	for {
+		if nr > 0 {
+			if deadlines && rc.SetWriteDeadline(time.Now().Add(p.writeTimeout)) != nil {
+				deadlines = false
+			}
+			nw, werr := w.Write(buf[:nr])
+			sent += int64(nw)
+			p.bytes.Add(float64(nw))
+			// Bytes go out as they arrive: a short read would otherwise
+			// wait in the server's 4 KiB buffer for the next one (a
+			// video's first bytes, the status line itself).
+			if werr == nil && flush {
+				if err := rc.Flush(); errors.Is(err, http.ErrNotSupported) {
+					flush = false
+				} else {
+					werr = err
+				}
+			}
+			if werr != nil {
+				// The client went away or stopped reading: nothing to
+				// tell it, and nothing worth a warning.
+				panic(http.ErrAbortHandler)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			p.abort(r.Context(), resp.Request.Context(), source, sent, rerr)
+		}
+		nr, rerr = read()
+	}
+	if resp.ContentLength >= 0 && sent != resp.ContentLength {
+		p.abort(r.Context(), resp.Request.Context(), source, sent, errShortBody)
 	}
 	return nil
 }
 
-// copy moves the body with a pooled buffer, extending the write deadline
-// for every chunk so a long video is not cut by the server's
-// WriteTimeout while a stalled client still is.
-func (p *Proxy) copy(w http.ResponseWriter, body io.Reader) (int64, error) {
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	buf := *bp
-	rc := http.NewResponseController(w)
-	var n int64
-	for {
-		nr, rerr := body.Read(buf)
-		if nr > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			nw, werr := w.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, werr
-			}
+// abort ends a response whose headers are out: the client must see a
+// broken transfer. Storage failures are counted and logged; a client that
+// left is neither.
+func (p *Proxy) abort(client, fetch context.Context, source string, sent int64, err error) {
+	if client.Err() == nil {
+		if c := context.Cause(fetch); c != nil {
+			err = c
 		}
-		if rerr == io.EOF {
-			return n, nil
+		p.errs.midStream.Inc()
+		if ce := p.log.Check(zap.WarnLevel, "stream aborted after the first byte"); ce != nil {
+			ce.Write(zap.String("source", source), zap.Int64("sent", sent), zap.Error(err))
 		}
-		if rerr != nil {
-			return n, rerr
-		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// statusError maps storage's answer: the statuses passed through return
+// nil; the rest become the edge's own errors (storage's error body, which
+// names the bucket and request IDs, never reaches the client).
+func (p *Proxy) statusError(resp *http.Response) error {
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusPartialContent, http.StatusNotModified:
+		return nil
+	case http.StatusNotFound:
+		return errNotFound
+	case http.StatusRequestedRangeNotSatisfiable:
+		return errRange
+	case http.StatusPreconditionFailed:
+		return errPrecondition
+	case http.StatusForbidden, http.StatusUnauthorized:
+		p.errs.denied.Inc()
+		return &Error{Status: http.StatusBadGateway, Code: "storage_denied", Message: msgStorageDenied, Err: errors.New("storage answered " + resp.Status)}
+	default:
+		p.errs.status.Inc()
+		return &Error{Status: http.StatusBadGateway, Code: "storage_error", Message: msgStorageError, Err: errors.New("storage answered " + resp.Status)}
 	}
 }
 
-// fetchError maps a transport failure: the client gone, a timeout (504),
-// or storage unreachable (502).
-func (p *Proxy) fetchError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return &Error{Status: 499, Code: "client_closed", Message: "client went away", Err: ctx.Err()}
+// fetchError maps a transport failure before storage's answer: the client
+// gone (499), a dial failure or timeout (502 storage_unreachable), storage
+// that did not answer in time (504 storage_timeout), anything else on the
+// way (502 storage_unreachable).
+func (p *Proxy) fetchError(client context.Context, err error) error {
+	if client.Err() != nil {
+		return &Error{Status: StatusClientClosed, Code: "client_closed", Message: "client went away", Err: client.Err()}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		p.errs.unreachable.Inc()
+		return &Error{Status: http.StatusBadGateway, Code: "storage_unreachable", Message: msgUnreachable, Err: err}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			p.errors.WithLabelValues("unreachable").Inc()
-			return &Error{Status: http.StatusBadGateway, Code: "storage_unreachable", Message: "storage could not be reached", Err: err}
-		}
-		p.errors.WithLabelValues("timeout").Inc()
-		return &Error{Status: http.StatusGatewayTimeout, Code: "storage_timeout", Message: "storage did not answer in time", Err: err}
+		p.errs.timeout.Inc()
+		return &Error{Status: http.StatusGatewayTimeout, Code: "storage_timeout", Message: msgTimeout, Err: err}
 	}
-	p.errors.WithLabelValues("unreachable").Inc()
-	return &Error{Status: http.StatusBadGateway, Code: "storage_unreachable", Message: "storage could not be reached", Err: err}
+	p.errs.unreachable.Inc()
+	return &Error{Status: http.StatusBadGateway, Code: "storage_unreachable", Message: msgUnreachable, Err: err}
+}
+
+// bodyError maps a failure to read the body's first byte, before the
+// status was sent.
+func (p *Proxy) bodyError(client, fetch context.Context, err error) error {
+	if client.Err() != nil {
+		return &Error{Status: StatusClientClosed, Code: "client_closed", Message: "client went away", Err: client.Err()}
+	}
+	if context.Cause(fetch) == errStalled {
+		p.errs.timeout.Inc()
+		return &Error{Status: http.StatusGatewayTimeout, Code: "storage_timeout", Message: msgTimeout, Err: errStalled}
+	}
+	p.errs.status.Inc()
+	return &Error{Status: http.StatusBadGateway, Code: "storage_error", Message: msgStorageError, Err: err}
 }
