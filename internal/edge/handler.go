@@ -70,6 +70,7 @@ var (
 	hdrAllowPost  = []string{"POST, OPTIONS"}
 	hdrJSON       = []string{"application/json"}
 	hdrNoSniff    = []string{"nosniff"}
+	hdrSandbox    = []string{"sandbox"} // served objects never run script on the edge's origin
 )
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -382,6 +383,8 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 	}
 	h := w.Header()
 	h["Cache-Control"] = hdrPrivate
+	h["X-Content-Type-Options"] = hdrNoSniff
+	h["Content-Security-Policy"] = hdrSandbox
 	h["Etag"] = []string{`"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + "-" + strconv.FormatInt(fi.Size(), 36) + `"`}
 	http.ServeContent(w, r, name, fi.ModTime(), rs)
 	return nil
