@@ -115,7 +115,9 @@ func (c *Config) Defaults() {
 			src.URLTTL = time.Hour
 		}
 		if src.SigningWindow == 0 {
-			src.SigningWindow = src.URLTTL / 2
+			// At least 1s, which Validate asks of every window: url_ttl 1s
+			// is allowed.
+			src.SigningWindow = max(src.URLTTL/2, time.Second)
 		}
 	}
 }
@@ -223,8 +225,9 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, erro
 	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
+			keys := keyPaths(expanded)
 			for _, e := range te.Errors {
-				errs = append(errs, errors.New(stripLine(e)))
+				errs = append(errs, errors.New(unknownKey(e, keys)))
 			}
 		} else {
 			errs = append(errs, err)
@@ -251,6 +254,61 @@ func stripLine(s string) string {
 		}
 	}
 	return s
+}
+
+// lineKey is a mapping key by its line in the expanded document.
+type lineKey struct {
+	line int
+	name string
+}
+
+// keyPaths maps every mapping key of doc to its full path
+// (sources[1].bukket), for naming unknown keys.
+func keyPaths(doc []byte) map[lineKey]string {
+	var root yaml.Node
+	paths := map[lineKey]string{}
+	if yaml.Unmarshal(doc, &root) != nil {
+		return paths
+	}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if path != "" {
+					k = path + "." + k
+				}
+				paths[lineKey{n.Content[i].Line, n.Content[i].Value}] = k
+				walk(n.Content[i+1], k)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(&root, "")
+	return paths
+}
+
+// unknownKey rewrites yaml's "line N: field X not found in type T" as
+// "PATH: unknown key": line numbers refer to the expanded document, the
+// path names the key in the operator's file. Other messages lose their
+// line prefix.
+func unknownKey(msg string, paths map[lineKey]string) string {
+	var line int
+	var name string
+	if _, err := fmt.Sscanf(msg, "line %d: field %s not found in type", &line, &name); err == nil {
+		if p, ok := paths[lineKey{line, name}]; ok {
+			return p + ": unknown key"
+		}
+	}
+	return stripLine(msg)
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
