@@ -119,7 +119,9 @@ var (
 // tried, so keys can rotate; comparisons take constant time.
 func (f *File) Verify(relKey, exp, sig string, now time.Time) error {
 	e, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || sig == "" {
+	// Only the spelling Presign writes: "+1" or "01" would verify as 1,
+	// giving one signed URL several forms.
+	if err != nil || sig == "" || strconv.FormatInt(e, 10) != exp {
 		return ErrURLSignature
 	}
 	ok := false
