@@ -179,12 +179,14 @@ func (s *Server) serveObject(w *recorder, r *http.Request, ref string) error {
 	if err != nil {
 		return err
 	}
-	if !claims.Allows(name, key) {
-		return errForbidden
-	}
+	// An unknown source is 404 whatever the token grants, as on /v1/u
+	// (PRODUCT.md's answer table); only authenticated callers learn it.
 	src, ok := s.sources[name]
 	if !ok {
 		return errUnknownSource
+	}
+	if !claims.Allows(name, key) {
+		return errForbidden
 	}
 	return s.deliver(w, r, src, key)
 }
