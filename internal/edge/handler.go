@@ -31,6 +31,7 @@ type recorder struct {
 	subject string
 	cache   string
 	err     *Error
+	fields  [12]zap.Field // the access log line's, reused
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -82,9 +83,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		p := recover()
 		status := rec.status
 		if p != nil {
-			status = 499
+			// An aborted response: the client went away (499), or storage
+			// failed after the status was sent (502 in the log; the client
+			// saw a broken transfer).
+			status, code := 499, "client_closed"
+			if r.Context().Err() == nil {
+				status, code = http.StatusBadGateway, "aborted"
+			}
 			if rec.err == nil {
-				rec.err = newError(499, "aborted", "response aborted", nil)
+				rec.err = newError(status, code, "response aborted", nil)
 			}
 		}
 		s.finish(rec, r, status, start)
@@ -424,6 +431,11 @@ func (s *Server) serveSession(w *recorder, r *http.Request) error {
 		HttpOnly: true,
 		Secure:   true,
 		SameSite: http.SameSiteNoneMode,
+		// Partitioned (CHIPS): a page on another site gets a cookie kept
+		// for that top-level site only, which browsers that block
+		// third-party cookies still store and send (headless Chromium
+		// blocks the unpartitioned one: e2e/browser).
+		Partitioned: true,
 	})
 	h := w.Header()
 	h["Cache-Control"] = hdrNoStore
@@ -447,8 +459,7 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 	if ce == nil {
 		return
 	}
-	fields := make([]zap.Field, 0, 12)
-	fields = append(fields,
+	fields := append(rec.fields[:0],
 		zap.String("method", r.Method),
 		zap.String("route", routeNames[rec.route]),
 		zap.Int("status", status),
