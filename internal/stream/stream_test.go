@@ -331,7 +331,10 @@ func TestStreamCopyAllocsFlat(t *testing.T) {
 		return testing.AllocsPerRun(5, func() { copyOnce(p, w, r, body, data) })
 	}
 	s, b := allocs(small), allocs(big)
-	if b > s {
+	// Slack of 2: a GC during the longer copy empties the sync.Pool, and
+	// the next stream allocates its buffer again. Per-chunk allocation
+	// would show as about a thousand more.
+	if b > s+2 {
 		t.Fatalf("copying 64 MiB allocates %v times, 64 KiB %v: the copy allocates per chunk", b, s)
 	}
 	t.Logf("allocations per stream: %v (64 KiB), %v (64 MiB)", s, b)
