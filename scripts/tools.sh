@@ -2,6 +2,7 @@
 # Installs the pinned tools the tests need (see TESTING.md) and is a fast
 # no-op when they are already there:
 #   .tools/bin/versitygw         S3 gateway            (Go module proxy)
+#   .tools/bin/minio             S3 with STS           (Go module proxy)
 #   .tools/azurite/node_modules  Azure Blob emulator   (npm)
 #   chromium nginx-light wrk     browser, proxy, load  (apt, Debian 12)
 #   gcc libc6-dev                cgo, for go test -race (apt)
@@ -9,6 +10,7 @@
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 AZURITE_VERSION=3.37.0
 APT_PACKAGES=(chromium nginx-light wrk gcc libc6-dev)
 
@@ -42,6 +44,25 @@ if [ "$(versitygw_version)" != "$VERSITYGW_VERSION" ]; then
 	[ "$got" = "$VERSITYGW_VERSION" ] || die "versitygw: installed version is '$got', want $VERSITYGW_VERSION"
 fi
 echo "versitygw $VERSITYGW_VERSION: ok (.tools/bin/versitygw)"
+
+# --- MinIO -----------------------------------------------------------------
+# For the assume-role tests: MinIO implements STS AssumeRole and checks
+# session tokens on presigned URLs. Upstream publishes no tagged module
+# versions any more, hence the pseudo-version.
+minio="$TOOLS/bin/minio"
+minio_version() {
+	[ -x "$minio" ] || return 0
+	go version -m "$minio" 2>/dev/null |
+		awk '$1 == "mod" && $2 == "github.com/minio/minio" { print $3 }'
+}
+if [ "$(minio_version)" != "$MINIO_VERSION" ]; then
+	echo "minio $MINIO_VERSION: installing (go install, about 3 min cold)"
+	GOBIN="$TOOLS/bin" go install "github.com/minio/minio@$MINIO_VERSION" ||
+		die "go install of minio $MINIO_VERSION failed"
+	got="$(minio_version)"
+	[ "$got" = "$MINIO_VERSION" ] || die "minio: installed version is '$got', want $MINIO_VERSION"
+fi
+echo "minio $MINIO_VERSION: ok (.tools/bin/minio)"
 
 # --- Azurite ---------------------------------------------------------------
 need node "install Node.js 20 or later"

@@ -108,7 +108,9 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 
 // resolveLocation finds the configured source that holds loc, and the key
 // relative to that source's prefix. Among sources of one bucket the one
-// with the longest matching prefix wins. nil: no source, answer 404.
+// with the longest matching prefix wins, and among equal prefixes the one
+// listed first in the config (never the map's random order). nil: no
+// source, answer 404.
 func (s *Server) resolveLocation(loc Location) (*Source, string) {
 	var best *Source
 	var bestKey string
@@ -124,7 +126,7 @@ func (s *Server) resolveLocation(loc Location) (*Source, string) {
 			best, bestKey = src, rel
 		}
 	}
-	for _, src := range s.sources {
+	for _, src := range s.ordered {
 		c := &src.cfg
 		if loc.Provider != "" {
 			if c.Provider != loc.Provider || c.Bucket != loc.Bucket {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,20 +17,36 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"golang.org/x/sync/singleflight"
 )
 
 // CredentialMargin is how long before its credentials expire a presigned
-// URL stops being handed out: URLs signed with temporary credentials die
-// with them, so the edge caps each URL at the credentials' expiry minus
-// this margin and refreshes the credentials that much ahead.
+// URL stops working: URLs signed with temporary credentials die with them
+// (the SDKs' long-standing "24 h URL dead after 1 h" surprise), so the edge
+// caps each URL at the credentials' expiry minus this margin, which also
+// absorbs clock skew between the edge and the store.
 const CredentialMargin = 5 * time.Minute
+
+// CredentialRefresh is how long before the cap (expiry minus
+// CredentialMargin) expiring credentials are replaced. Refreshing only at
+// the cap would sign URLs with seconds left just before each refresh;
+// refreshing this much earlier signs every URL with at least this long to
+// live.
+const CredentialRefresh = 5 * time.Minute
+
+// credentialRetry is how long after a failed fetch the next one is tried:
+// meanwhile the old credentials sign while they are usable, and when they
+// are not, requests fail at once (503) instead of each waiting out the
+// SDK's retries against an STS that is down.
+const credentialRetry = 10 * time.Second
 
 // S3 presigns URLs for an S3 bucket or an S3-compatible store (versitygw,
 // MinIO, R2, GCS interop) with the SDK's SigV4 presigner, at a signing time
 // chosen by the caller.
 type S3 struct {
 	bucket  string
-	creds   aws.CredentialsProvider
+	creds   *credentialCache
+	now     func() time.Time
 	presign *s3.PresignClient
 	sse     *sseC
 }
@@ -40,6 +57,9 @@ type sseC struct{ key, keyMD5 string }
 type S3Options struct {
 	// HTTPClient is used for STS and credential endpoints; nil = SDK default.
 	HTTPClient aws.HTTPClient
+	// Now judges credential expiry; nil = time.Now. STS states expiry in
+	// wall-clock time, so only tests set it.
+	Now func() time.Time
 }
 
 // NewS3 builds the signer for one s3 source (or a gcs source with hmac
@@ -47,8 +67,13 @@ type S3Options struct {
 func NewS3(ctx context.Context, cfg Config, opts S3Options) (*S3, error) {
 	region, endpoint, pathStyle := cfg.Region, cfg.Endpoint, cfg.PathStyle()
 	if cfg.Provider == ProviderGCS {
-		// GCS interop accepts SigV4 with region "auto", path-style.
-		region, pathStyle = "auto", true
+		// GCS interop takes SigV4, path-style, with region "auto" (any
+		// region in fact); an S3-compatible stand-in such as versitygw
+		// checks its own, so a configured region wins.
+		pathStyle = true
+		if region == "" {
+			region = "auto"
+		}
 		if endpoint == "" {
 			endpoint = "https://storage.googleapis.com"
 		}
@@ -60,9 +85,11 @@ func NewS3(ctx context.Context, cfg Config, opts S3Options) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	creds := aws.NewCredentialsCache(provider, func(o *aws.CredentialsCacheOptions) {
-		o.ExpiryWindow = CredentialMargin
-	})
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	creds := &credentialCache{provider: provider, now: now}
 	client := s3.New(s3.Options{
 		Region:       region,
 		Credentials:  creds,
@@ -73,6 +100,7 @@ func NewS3(ctx context.Context, cfg Config, opts S3Options) (*S3, error) {
 	s := &S3{
 		bucket: cfg.Bucket,
 		creds:  creds,
+		now:    now,
 		presign: s3.NewPresignClient(client, func(o *s3.PresignOptions) {
 			o.Presigner = fixedTimePresigner{v4.NewSigner(func(o *v4.SignerOptions) {
 				o.DisableURIPathEscaping = true // S3 does not double-escape paths
@@ -161,18 +189,127 @@ func credentialsProvider(ctx context.Context, c Credentials, region string, opts
 	}), nil
 }
 
-type signingTimeKey struct{}
+// credentialCache holds a source's credentials and replaces expiring ones
+// CredentialMargin+CredentialRefresh before they expire, so every URL
+// signed with them has at least CredentialRefresh to live. Unlike
+// aws.CredentialsCache it keeps the true expiry (the cap needs it), takes
+// a clock, and keeps signing with the old credentials while a refresh
+// fails and they still have more than CredentialMargin left.
+type credentialCache struct {
+	provider aws.CredentialsProvider
+	now      func() time.Time
+	cur      atomic.Pointer[cachedCredentials]
+	failed   atomic.Pointer[credentialFailure] // the last fetch's error, until retry
+	flight   singleflight.Group
+}
+
+type credentialFailure struct {
+	err   error
+	retry time.Time
+}
+
+type cachedCredentials struct {
+	creds     aws.Credentials
+	fetched   time.Time // when they arrived, UTC, whole seconds
+	refreshAt time.Time // when to fetch new ones; unused unless creds.CanExpire
+	usableTo  time.Time // Expires - CredentialMargin: no URL may outlive it
+}
+
+func (c *cachedCredentials) fresh(now time.Time) bool {
+	return !c.creds.CanExpire || now.Before(c.refreshAt)
+}
+
+// Retrieve implements aws.CredentialsProvider.
+func (c *credentialCache) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	cc, err := c.get(ctx)
+	if err != nil {
+		return aws.Credentials{}, err
+	}
+	return cc.creds, nil
+}
+
+// get returns the cached credentials, or new ones when they are due.
+// Concurrent refreshes collapse into one, which runs detached from the
+// caller's context.
+func (c *credentialCache) get(ctx context.Context) (*cachedCredentials, error) {
+	now := c.now()
+	if cur := c.cur.Load(); cur != nil && cur.fresh(now) {
+		return cur, nil
+	}
+	if f := c.failed.Load(); f != nil && now.Before(f.retry) {
+		return nil, f.err
+	}
+	ch := c.flight.DoChan("", func() (any, error) {
+		now := c.now()
+		cur := c.cur.Load()
+		if cur != nil && cur.fresh(now) {
+			return cur, nil
+		}
+		if f := c.failed.Load(); f != nil && now.Before(f.retry) {
+			return nil, f.err
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		creds, err := c.provider.Retrieve(fctx)
+		if err != nil {
+			if cur != nil && now.Before(cur.usableTo) {
+				// An STS hiccup during the refresh lead is not an outage:
+				// sign with the old credentials, try again shortly.
+				retry := *cur
+				retry.refreshAt = now.Add(credentialRetry)
+				if retry.refreshAt.After(cur.usableTo) {
+					retry.refreshAt = cur.usableTo
+				}
+				c.cur.Store(&retry)
+				return &retry, nil
+			}
+			c.failed.Store(&credentialFailure{err: err, retry: now.Add(credentialRetry)})
+			return nil, err
+		}
+		c.failed.Store(nil)
+		next := &cachedCredentials{creds: creds, fetched: c.now().UTC().Truncate(time.Second)}
+		if creds.CanExpire {
+			next.usableTo = creds.Expires.Add(-CredentialMargin)
+			// Refresh ahead of the cap, but never sooner than half the
+			// credentials' life from now: credentials shorter than
+			// margin and lead must not be fetched again on every request.
+			lead := min(CredentialMargin+CredentialRefresh, creds.Expires.Sub(now)/2)
+			next.refreshAt = creds.Expires.Add(-lead)
+		}
+		c.cur.Store(next)
+		return next, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*cachedCredentials), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// signing is what Presign hands the presigner through the context.
+type signing struct {
+	at    time.Time
+	creds aws.Credentials
+}
+
+type signingKey struct{}
 
 // fixedTimePresigner signs at the time the caller put in the context
 // instead of the SDK's wall clock, which is what makes windowed signing
-// deterministic.
+// deterministic, and with the very credentials the caller capped the
+// URL's expiry at (the SDK fetched its own; a refresh in between must not
+// sign a URL that outlives its cap's credentials).
 type fixedTimePresigner struct{ s *v4.Signer }
 
 func (p fixedTimePresigner) PresignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request,
 	payloadHash, service, region string, signingTime time.Time, optFns ...func(*v4.SignerOptions),
 ) (string, http.Header, error) {
-	if t, ok := ctx.Value(signingTimeKey{}).(time.Time); ok {
-		signingTime = t
+	if sg, ok := ctx.Value(signingKey{}).(*signing); ok {
+		signingTime, creds = sg.at, sg.creds
 	}
 	return p.s.PresignHTTP(ctx, creds, r, payloadHash, service, region, signingTime, optFns...)
 }
@@ -182,22 +319,37 @@ func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if r.TTL <= 0 || r.TTL > MaxTTL {
 		return Presigned{}, fmt.Errorf("presign: ttl %s outside (0, %s]", r.TTL, MaxTTL)
 	}
-	creds, err := s.creds.Retrieve(ctx)
+	cc, err := s.creds.get(ctx)
 	if err != nil {
 		return Presigned{}, fmt.Errorf("%w: %w", ErrCredentials, err)
 	}
+	creds := cc.creds
 	at := r.At.UTC().Truncate(time.Second)
+	if creds.CanExpire && at.Before(cc.fetched) {
+		// Never date a signature before its session existed: a window
+		// that started earlier signs at the session's start instead,
+		// the same instant for every URL of the session, so windowed
+		// signing stays deterministic and X-Amz-Expires never exceeds
+		// the session's own length.
+		at = cc.fetched
+	}
 	expires := at.Add(r.TTL)
-	if creds.CanExpire && creds.Expires.Before(expires) {
-		// A URL never outlives the credentials that signed it: cap it.
-		// The cache's ExpiryWindow already took CredentialMargin off.
-		expires = creds.Expires.Truncate(time.Second)
+	if creds.CanExpire {
+		// A URL never outlives the credentials that signed it: cap it
+		// CredentialMargin before they expire.
+		if limit := creds.Expires.Add(-CredentialMargin).UTC().Truncate(time.Second); limit.Before(expires) {
+			expires = limit
+		}
+		if !expires.After(s.now()) {
+			return Presigned{}, fmt.Errorf("%w: credentials expire at %s, within %s of now: a URL signed with them would be dead on arrival",
+				ErrCredentials, creds.Expires.UTC().Format(time.RFC3339), CredentialMargin)
+		}
 	}
 	ttl := expires.Sub(at)
 	if ttl < time.Second {
 		return Presigned{}, fmt.Errorf("%w: credentials expire before the signing window starts", ErrCredentials)
 	}
-	ctx = context.WithValue(ctx, signingTimeKey{}, at)
+	ctx = context.WithValue(ctx, signingKey{}, &signing{at: at, creds: creds})
 	withTTL := func(o *s3.PresignOptions) { o.Expires = ttl }
 	var out *v4.PresignedHTTPRequest
 	switch r.Method {
@@ -231,10 +383,16 @@ func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
 	return p, nil
 }
 
-// Check resolves the credentials once: /readyz and edge check report it.
+// Check resolves the credentials, and checks they can still sign a URL
+// that lives: /readyz and edge check report it.
 func (s *S3) Check(ctx context.Context) error {
-	if _, err := s.creds.Retrieve(ctx); err != nil {
+	cc, err := s.creds.get(ctx)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCredentials, err)
+	}
+	if cc.creds.CanExpire && !s.now().Before(cc.usableTo) {
+		return fmt.Errorf("%w: credentials expire at %s, within %s of now",
+			ErrCredentials, cc.creds.Expires.UTC().Format(time.RFC3339), CredentialMargin)
 	}
 	return nil
 }

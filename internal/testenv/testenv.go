@@ -1,7 +1,7 @@
 // Package testenv starts real storage servers on loopback for integration
-// tests: versitygw (S3) and Azurite (Azure Blob). Both check presigned
-// signatures and expiry the way the clouds do (see TESTING.md), so tests
-// built on them prove signing, not just plumbing.
+// tests: versitygw (S3), MinIO (S3 with STS) and Azurite (Azure Blob). All
+// check presigned signatures and expiry the way the clouds do (see
+// TESTING.md), so tests built on them prove signing, not just plumbing.
 //
 // Only _test.go files import this package. The servers are installed under
 // the git-ignored .tools/ directory by `make tools`; a missing binary fails
@@ -82,18 +82,19 @@ func findGoMod(dir string) (string, error) {
 // toolPaths maps a tool name to its path under .tools/.
 var toolPaths = map[string]string{
 	"versitygw": filepath.Join("bin", "versitygw"),
+	"minio":     filepath.Join("bin", "minio"),
 	"azurite":   filepath.Join("azurite", "node_modules", "azurite", "dist", "src", "blob", "main.js"),
 }
 
 // Tool returns the absolute path of an installed tool under .tools/:
-// "versitygw" (the binary) or "azurite" (the blob service's main.js, run with
-// node). It fails tb, telling the reader to run `make tools`, when the tool
+// "versitygw" or "minio" (the binaries) or "azurite" (the blob service's
+// main.js, run with node). It fails tb, telling the reader to run `make tools`, when the tool
 // is missing or the name is unknown: integration tests never skip silently.
 func Tool(tb testing.TB, name string) string {
 	tb.Helper()
 	rel, ok := toolPaths[name]
 	if !ok {
-		tb.Fatalf("testenv: unknown tool %q (known: versitygw, azurite)", name)
+		tb.Fatalf("testenv: unknown tool %q (known: versitygw, minio, azurite)", name)
 	}
 	p := filepath.Join(RepoRoot(tb), ".tools", rel)
 	if _, err := os.Stat(p); err != nil {
