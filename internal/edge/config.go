@@ -188,6 +188,10 @@ func (c *Config) Validate() error {
 		if strings.HasPrefix(s.Prefix, "/") {
 			bad("%s.prefix: must not start with '/'", key)
 		}
+		if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
+			// "images" + "cats/1.jpg" would name "imagescats/1.jpg".
+			bad("%s.prefix: must end with '/' (a folder), got %q", key, s.Prefix)
+		}
 		if err := validateKey(s.Prefix); err != nil && s.Prefix != "" {
 			bad("%s.prefix: %v", key, err)
 		}

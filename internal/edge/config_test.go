@@ -191,6 +191,7 @@ func TestParseConfigProblems(t *testing.T) {
 		{"unknown addressing", minimal + "    addressing: sideways\n", nil, []string{"sources[0].addressing"}},
 		{"prefix with dot segment", minimal + "    prefix: a/../b/\n", nil, []string{"sources[0].prefix"}},
 		{"prefix with leading slash", minimal + "    prefix: /a/\n", nil, []string{"sources[0].prefix"}},
+		{"prefix not a folder", minimal + "    prefix: images\n", nil, []string{"sources[0].prefix", "must end with '/'"}},
 		{"bad source name", strings.Replace(minimal, "name: a", "name: a/b", 1), nil, []string{"sources[0].name"}},
 		{"duplicate source", minimal + "  - {name: a, provider: file, root: /tmp}\n", nil, []string{"sources[1].name", "duplicate"}},
 		{"no sources", "auth:\n  keys: [{alg: HS256, secret: \"0123456789abcdef0123456789abcdef\"}]\n", nil, []string{"sources"}},

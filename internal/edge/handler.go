@@ -308,9 +308,10 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 			return p, time.Time{}, err
 		}
 		// Serve it until the window ends, while at least half its life
-		// is left; never within a minute of its expiry.
+		// is left; never within a minute (a quarter of a short url_ttl)
+		// of its expiry.
 		until := at.Add(src.window)
-		if limit := p.Expires.Add(-time.Minute); limit.Before(until) {
+		if limit := p.Expires.Add(-min(time.Minute, src.ttl/4)); limit.Before(until) {
 			until = limit
 		}
 		return p, until, nil
