@@ -311,7 +311,13 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		// is left; never within a minute (a quarter of a short url_ttl)
 		// of its expiry.
 		until := at.Add(src.window)
-		if limit := p.Expires.Add(-min(time.Minute, src.ttl/4)); limit.Before(until) {
+		margin := min(time.Minute, src.ttl/4)
+		if p.Expires.Before(at.Add(src.ttl)) {
+			// Capped at expiring credentials: hand it out only while it
+			// has the life the signer guarantees before their refresh.
+			margin = max(margin, signer.CredentialRefresh)
+		}
+		if limit := p.Expires.Add(-margin); limit.Before(until) {
 			until = limit
 		}
 		return p, until, nil
