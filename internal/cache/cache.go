@@ -5,11 +5,12 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/singleflight"
 )
 
 type entry[V any] struct {
@@ -63,14 +64,30 @@ func (c *Expiring[K, V]) Len() int { return c.lru.Len() }
 
 // Loader is an Expiring cache in front of a slow load (a presign), with
 // concurrent misses for one key collapsed into a single load.
+//
+// Unlike singleflight.DoChan, the first caller runs the load on its own
+// goroutine: starting a goroutine per miss cost about as much as the S3
+// presign itself. Callers that join a flight wait on it and may leave
+// when their context ends; the first caller waits for its load, which
+// LoadTimeout bounds.
 type Loader[V any] struct {
 	cache *Expiring[string, V]
-	group singleflight.Group
+	mu    sync.Mutex
+	calls map[string]*call[V]
 	// LoadTimeout bounds one load. The load runs detached from the caller's
-	// context so that the first caller going away does not fail the others
+	// context, so that a caller going away does not fail the others
 	// waiting on the same flight.
 	LoadTimeout time.Duration
 }
+
+// call is one load in flight.
+type call[V any] struct {
+	done chan struct{}
+	e    entry[V]
+	err  error
+}
+
+var errLoadPanicked = errors.New("cache: the load panicked")
 
 // LoadFunc produces a value and the instant until which it may be served.
 type LoadFunc[V any] func(ctx context.Context) (V, time.Time, error)
@@ -81,7 +98,7 @@ func NewLoader[V any](size int) (*Loader[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loader[V]{cache: c, LoadTimeout: 30 * time.Second}, nil
+	return &Loader[V]{cache: c, calls: map[string]*call[V]{}, LoadTimeout: 30 * time.Second}, nil
 }
 
 // Get returns the cached value for key, or loads it. hit reports whether the
@@ -90,31 +107,43 @@ func (l *Loader[V]) Get(ctx context.Context, key string, now func() time.Time, l
 	if e, ok := l.cache.lru.Get(key); ok && now().Before(e.until) {
 		return e.v, e.until, true, nil
 	}
-	ch := l.group.DoChan(key, func() (any, error) {
-		// Re-check inside the flight: a flight that finished just before
-		// this one started has filled the cache.
-		if e, ok := l.cache.lru.Get(key); ok && now().Before(e.until) {
-			return e, nil
-		}
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.LoadTimeout)
-		defer cancel()
-		v, until, err := load(lctx)
-		if err != nil {
-			return nil, err
-		}
-		l.cache.Add(key, v, until, now())
-		return entry[V]{v: v, until: until}, nil
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return v, until, false, r.Err
-		}
-		e := r.Val.(entry[V])
-		return e.v, e.until, false, nil
-	case <-ctx.Done():
-		return v, until, false, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return v, until, false, err
 	}
+	l.mu.Lock()
+	if c, ok := l.calls[key]; ok {
+		l.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.e.v, c.e.until, false, c.err
+		case <-ctx.Done():
+			return v, until, false, ctx.Err()
+		}
+	}
+	// Until the load returns, joiners would see errLoadPanicked.
+	c := &call[V]{done: make(chan struct{}), err: errLoadPanicked}
+	l.calls[key] = c
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.calls, key)
+		l.mu.Unlock()
+		close(c.done)
+	}()
+	// Re-check inside the flight: a flight that finished just before this
+	// one started has filled the cache.
+	if e, ok := l.cache.lru.Get(key); ok && now().Before(e.until) {
+		c.e, c.err = e, nil
+		return e.v, e.until, false, nil
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.LoadTimeout)
+	defer cancel()
+	c.e.v, c.e.until, c.err = load(lctx)
+	if c.err != nil {
+		return v, until, false, c.err
+	}
+	l.cache.Add(key, c.e.v, c.e.until, now())
+	return c.e.v, c.e.until, false, nil
 }
 
 // Cached returns the value for key if it is cached and servable at now;

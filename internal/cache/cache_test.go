@@ -328,6 +328,9 @@ func TestLoaderErrorNotCached(t *testing.T) {
 	}
 }
 
+// TestLoaderCallerCancelled: a caller waiting on another's load leaves
+// when its context ends; the load completes for the others, and its
+// context is not the leaving caller's.
 func TestLoaderCallerCancelled(t *testing.T) {
 	l := newLoader(t, 10)
 	var calls atomic.Int32
@@ -342,25 +345,25 @@ func TestLoaderCallerCancelled(t *testing.T) {
 		return "v", t0.Add(time.Minute), nil
 	}
 
-	// The first caller starts the load, then goes away.
-	ctx, cancel := context.WithCancel(context.Background())
+	// The first caller starts the load and waits for it.
 	first := make(chan error, 1)
-	go func() {
-		_, _, _, err := l.Get(ctx, "k", fixed(t0), load)
-		first <- err
-	}()
-	<-inLoad
-	// A second caller joins the same flight.
-	second := make(chan error, 1)
 	var got string
 	go func() {
 		v, _, _, err := l.Get(context.Background(), "k", fixed(t0), load)
 		got = v
+		first <- err
+	}()
+	<-inLoad
+	// A second caller joins the same flight, then goes away.
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		_, _, _, err := l.Get(ctx, "k", fixed(t0), load)
 		second <- err
 	}()
 	cancel()
 	select {
-	case err := <-first:
+	case err := <-second:
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled caller: got %v, want context.Canceled", err)
 		}
@@ -368,17 +371,17 @@ func TestLoaderCallerCancelled(t *testing.T) {
 		t.Fatal("cancelled caller still waiting on the load")
 	}
 	close(release)
-	if err := <-second; err != nil || got != "v" {
-		t.Errorf("other caller: got %q, %v; want v", got, err)
+	if err := <-first; err != nil || got != "v" {
+		t.Errorf("loading caller: got %q, %v; want v", got, err)
 	}
 	if s := loadCtxErr.Load(); s != "<nil>" {
-		t.Errorf("load's ctx: got err %v, want it not cancelled with the first caller", s)
+		t.Errorf("load's ctx: got err %v, want it not cancelled", s)
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("got %d loads, want 1", n)
 	}
 	if _, _, ok := l.Cached("k", t0); !ok {
-		t.Errorf("the load completed for the others but is not cached")
+		t.Errorf("the load completed but is not cached")
 	}
 }
 

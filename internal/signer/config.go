@@ -3,6 +3,7 @@ package signer
 import (
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -188,7 +189,7 @@ func (c *Config) Validate(prefix string) []error {
 }
 
 // PathStyle reports whether S3 requests use path-style addressing. With
-// auto, dotted bucket names go path-style: a virtual-hosted name such as
+// auto, dotted bucket names (and IP endpoints) go path-style: a virtual-hosted name such as
 // my.bucket.s3.amazonaws.com does not match the *.s3.amazonaws.com
 // certificate.
 func (c *Config) PathStyle() bool {
@@ -198,5 +199,12 @@ func (c *Config) PathStyle() bool {
 	case "virtual":
 		return false
 	}
-	return strings.Contains(c.Bucket, ".")
+	if strings.Contains(c.Bucket, ".") {
+		return true
+	}
+	// BUCKET.127.0.0.1 is no host name: an IP endpoint is path-style.
+	if u, err := url.Parse(c.Endpoint); err == nil && net.ParseIP(u.Hostname()) != nil {
+		return true
+	}
+	return false
 }

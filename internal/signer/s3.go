@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +18,6 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"golang.org/x/sync/singleflight"
 )
@@ -44,11 +46,17 @@ const credentialRetry = 10 * time.Second
 // MinIO, R2, GCS interop) with the SDK's SigV4 presigner, at a signing time
 // chosen by the caller.
 type S3 struct {
-	bucket  string
-	creds   *credentialCache
-	now     func() time.Time
-	presign *s3.PresignClient
-	sse     *sseC
+	bucket string
+	region string
+	scheme string
+	host   string // the bucket's host: the endpoint's, or BUCKET.endpoint for virtual-hosted
+	// path is the URL path before the key: "/" (virtual-hosted) or
+	// "/BUCKET/", after an endpoint's own base path; rawPath is it escaped.
+	path, rawPath string
+	creds         *credentialCache
+	now           func() time.Time
+	signer        *v4.Signer
+	sse           *sseC
 }
 
 type sseC struct{ key, keyMD5 string }
@@ -90,22 +98,17 @@ func NewS3(ctx context.Context, cfg Config, opts S3Options) (*S3, error) {
 		now = time.Now
 	}
 	creds := &credentialCache{provider: provider, now: now}
-	client := s3.New(s3.Options{
-		Region:       region,
-		Credentials:  creds,
-		UsePathStyle: pathStyle,
-		HTTPClient:   opts.HTTPClient,
-		BaseEndpoint: optional(endpoint),
-	})
 	s := &S3{
 		bucket: cfg.Bucket,
+		region: region,
 		creds:  creds,
 		now:    now,
-		presign: s3.NewPresignClient(client, func(o *s3.PresignOptions) {
-			o.Presigner = fixedTimePresigner{v4.NewSigner(func(o *v4.SignerOptions) {
-				o.DisableURIPathEscaping = true // S3 does not double-escape paths
-			})}
+		signer: v4.NewSigner(func(o *v4.SignerOptions) {
+			o.DisableURIPathEscaping = true // S3 does not double-escape paths
 		}),
+	}
+	if err := s.setBase(endpoint, pathStyle); err != nil {
+		return nil, err
 	}
 	if cfg.SSECKey != "" {
 		raw, err := base64.StdEncoding.DecodeString(cfg.SSECKey)
@@ -116,13 +119,6 @@ func NewS3(ctx context.Context, cfg Config, opts S3Options) (*S3, error) {
 		s.sse = &sseC{key: cfg.SSECKey, keyMD5: base64.StdEncoding.EncodeToString(sum[:])}
 	}
 	return s, nil
-}
-
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }
 
 // credentialsProvider builds the provider chain of one source.
@@ -160,7 +156,9 @@ func credentialsProvider(ctx context.Context, c Credentials, region string, opts
 	}
 	stsClient := sts.NewFromConfig(base, func(o *sts.Options) {
 		o.Region = stsRegion
-		o.BaseEndpoint = optional(c.STSEndpoint)
+		if c.STSEndpoint != "" {
+			o.BaseEndpoint = aws.String(c.STSEndpoint)
+		}
 	})
 	sessionName := c.SessionName
 	if sessionName == "" {
@@ -290,30 +288,6 @@ func (c *credentialCache) get(ctx context.Context) (*cachedCredentials, error) {
 	}
 }
 
-// signing is what Presign hands the presigner through the context.
-type signing struct {
-	at    time.Time
-	creds aws.Credentials
-}
-
-type signingKey struct{}
-
-// fixedTimePresigner signs at the time the caller put in the context
-// instead of the SDK's wall clock, which is what makes windowed signing
-// deterministic, and with the very credentials the caller capped the
-// URL's expiry at (the SDK fetched its own; a refresh in between must not
-// sign a URL that outlives its cap's credentials).
-type fixedTimePresigner struct{ s *v4.Signer }
-
-func (p fixedTimePresigner) PresignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request,
-	payloadHash, service, region string, signingTime time.Time, optFns ...func(*v4.SignerOptions),
-) (string, http.Header, error) {
-	if sg, ok := ctx.Value(signingKey{}).(*signing); ok {
-		signingTime, creds = sg.at, sg.creds
-	}
-	return p.s.PresignHTTP(ctx, creds, r, payloadHash, service, region, signingTime, optFns...)
-}
-
 // Presign implements Signer.
 func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if r.TTL <= 0 || r.TTL > MaxTTL {
@@ -349,38 +323,68 @@ func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if ttl < time.Second {
 		return Presigned{}, fmt.Errorf("%w: credentials expire before the signing window starts", ErrCredentials)
 	}
-	ctx = context.WithValue(ctx, signingKey{}, &signing{at: at, creds: creds})
-	withTTL := func(o *s3.PresignOptions) { o.Expires = ttl }
-	var out *v4.PresignedHTTPRequest
+	req := &http.Request{
+		Method: r.Method,
+		URL: &url.URL{
+			Scheme:   s.scheme,
+			Host:     s.host,
+			Path:     s.path + r.Key,
+			RawPath:  s.rawPath + EscapePath(r.Key),
+			RawQuery: "X-Amz-Expires=" + strconv.FormatInt(int64(ttl/time.Second), 10),
+		},
+		Host:   s.host,
+		Header: http.Header{},
+	}
 	switch r.Method {
-	case http.MethodGet, "":
-		in := &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(r.Key)}
-		if r.ForFetch && s.sse != nil {
-			in.SSECustomerAlgorithm = aws.String("AES256")
-			in.SSECustomerKey = aws.String(s.sse.key)
-			in.SSECustomerKeyMD5 = aws.String(s.sse.keyMD5)
-		}
-		out, err = s.presign.PresignGetObject(ctx, in, withTTL)
-	case http.MethodHead:
-		in := &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(r.Key)}
-		if r.ForFetch && s.sse != nil {
-			in.SSECustomerAlgorithm = aws.String("AES256")
-			in.SSECustomerKey = aws.String(s.sse.key)
-			in.SSECustomerKeyMD5 = aws.String(s.sse.keyMD5)
-		}
-		out, err = s.presign.PresignHeadObject(ctx, in, withTTL)
+	case http.MethodGet, http.MethodHead:
+	case "":
+		req.Method = http.MethodGet
 	default:
 		return Presigned{}, fmt.Errorf("presign: method %q not supported", r.Method)
 	}
+	if r.ForFetch && s.sse != nil {
+		// Signed headers, never hoisted into the query: the key stays
+		// out of the URL (and so out of every log).
+		req.Header["X-Amz-Server-Side-Encryption-Customer-Algorithm"] = []string{"AES256"}
+		req.Header["X-Amz-Server-Side-Encryption-Customer-Key"] = []string{s.sse.key}
+		req.Header["X-Amz-Server-Side-Encryption-Customer-Key-Md5"] = []string{s.sse.keyMD5}
+	}
+	signed, header, err := s.signer.PresignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", "s3", s.region, at)
 	if err != nil {
 		return Presigned{}, fmt.Errorf("presign: %w", err)
 	}
-	p := Presigned{URL: out.URL, Expires: expires}
+	p := Presigned{URL: signed, Expires: expires}
 	if r.ForFetch {
-		p.Header = out.SignedHeader.Clone()
-		p.Header.Del("Host")
+		header.Del("Host")
+		p.Header = header
 	}
 	return p, nil
+}
+
+// setBase works out the URL every key is appended to, once: the
+// endpoint (or AWS's regional one), path-style or virtual-hosted.
+func (s *S3) setBase(endpoint string, pathStyle bool) error {
+	if endpoint == "" {
+		suffix := "amazonaws.com"
+		if strings.HasPrefix(s.region, "cn-") {
+			suffix = "amazonaws.com.cn"
+		}
+		endpoint = "https://s3." + s.region + "." + suffix
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("endpoint: want an absolute http(s) URL, got %q", endpoint)
+	}
+	s.scheme, s.host = u.Scheme, u.Host
+	base := strings.TrimSuffix(u.Path, "/")
+	if pathStyle {
+		s.path = base + "/" + s.bucket + "/"
+	} else {
+		s.host = s.bucket + "." + u.Host
+		s.path = base + "/"
+	}
+	s.rawPath = EscapePath(s.path)
+	return nil
 }
 
 // Check resolves the credentials, and checks they can still sign a URL
