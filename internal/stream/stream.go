@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,7 +268,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, f Fetch) error {
 			h[k] = v
 		}
 	}
-	h["Cache-Control"] = hdrPrivate
+	h["Cache-Control"] = privateCacheControl(resp.Header.Get("Cache-Control"))
 	h["X-Content-Type-Options"] = hdrNoSniff
 	h["Content-Security-Policy"] = hdrSandbox
 	if r.Method == http.MethodHead || resp.StatusCode == http.StatusNotModified {
@@ -421,4 +422,43 @@ func (p *Proxy) bodyError(client, fetch context.Context, err error) error {
 	}
 	p.errs.status.Inc()
 	return &Error{Status: http.StatusBadGateway, Code: "storage_error", Message: msgStorageError, Err: err}
+}
+
+// privateCacheControl keeps the freshness the object was stored with
+// (max-age, no-cache, no-store, must-revalidate, immutable) but always
+// private: the answer was authorised for one token, so no shared cache
+// may keep it. Without stored directives it is plain "private", and the
+// browser judges freshness from Last-Modified.
+func privateCacheControl(stored string) []string {
+	if stored == "" {
+		return hdrPrivate
+	}
+	var b strings.Builder
+	b.WriteString("private")
+	for d := range strings.SplitSeq(stored, ",") {
+		d = strings.TrimSpace(d)
+		name, _, _ := strings.Cut(d, "=")
+		switch strings.ToLower(name) {
+		case "max-age", "no-cache", "no-store", "must-revalidate", "immutable", "no-transform":
+			if len(d) <= 32 && isToken(d) {
+				b.WriteString(", ")
+				b.WriteString(d)
+			}
+		}
+	}
+	if b.Len() == len("private") {
+		return hdrPrivate
+	}
+	return []string{b.String()}
+}
+
+// isToken accepts directive text of token characters, digits and '='.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '=') {
+			return false
+		}
+	}
+	return true
 }

@@ -170,7 +170,7 @@ func TestStreamHeaders(t *testing.T) {
 	for k, want := range map[string]string{
 		"Content-Type": "video/mp4", "Etag": `"abc"`, "Last-Modified": "Sun, 01 Mar 2026 12:00:00 GMT",
 		"Accept-Ranges": "bytes", "Content-Range": "bytes 2-4/10", "Content-Length": "3",
-		"Cache-Control": "private", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+		"Cache-Control": "private, max-age=31536000", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
 		"Set-Cookie": "", "X-Amz-Request-Id": "", "X-Amz-Server-Side-Encryption-Customer-Key": "",
 	} {
 		if g := resp.Header.Get(k); g != want {
@@ -381,4 +381,32 @@ func BenchmarkServeLoopback(b *testing.B) {
 			b.Fatalf("copied %d, %v", n, err)
 		}
 	}
+}
+
+func TestPrivateCacheControl(t *testing.T) {
+	for _, tc := range []struct{ stored, want string }{
+		{"", "private"},
+		{"public, max-age=3600", "private, max-age=3600"},
+		{"max-age=60, s-maxage=600, immutable", "private, max-age=60, immutable"},
+		{"no-store", "private, no-store"},
+		{"private, no-cache", "private, no-cache"},
+		{"max-age=\"60\"", "private"},
+		{"max-age=60\r\nSet-Cookie: x", "private"},
+		{"nonsense", "private"},
+	} {
+		if got := privateCacheControl(tc.stored)[0]; got != tc.want {
+			t.Errorf("stored %q: got %q, want %q", tc.stored, got, tc.want)
+		}
+	}
+}
+
+func FuzzPrivateCacheControl(f *testing.F) {
+	f.Add("public, max-age=3600")
+	f.Add("no-store")
+	f.Fuzz(func(t *testing.T, stored string) {
+		got := privateCacheControl(stored)[0]
+		if !strings.HasPrefix(got, "private") || strings.ContainsAny(got, "\r\n\"") {
+			t.Fatalf("stored %q gave %q", stored, got)
+		}
+	})
 }
