@@ -228,7 +228,7 @@ func (s *suite) writeConfig(t *testing.T) string {
 	rand.Read(secret)
 	var b strings.Builder
 	fmt.Fprintf(&b, `listen: "127.0.0.1:0"
-log: {level: info}
+log: {level: info, unbuffered: true}
 auth:
   issuer: "https://app.e2e.test"
   audience: edge

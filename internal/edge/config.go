@@ -32,6 +32,9 @@ type Config struct {
 // LogConfig sets the JSON logger on stderr.
 type LogConfig struct {
 	Level string `yaml:"level"` // debug | info | warn | error
+	// Unbuffered writes every line at once instead of buffering up to a
+	// second (for tailing the log in tests).
+	Unbuffered bool `yaml:"unbuffered"`
 }
 
 // ServerConfig holds the HTTP server's timeouts.
