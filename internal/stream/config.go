@@ -40,7 +40,7 @@ func (c *Config) Defaults() {
 		c.IdleConnsPerHost = 64
 	}
 	if c.BufferSize == 0 {
-		c.BufferSize = 64 << 10
+		c.BufferSize = 256 << 10
 	}
 }
 
