@@ -27,6 +27,8 @@ tools:
 test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@# Allocation pins skip under -race (it allocates): run them without.
+	$(GO) test -count=1 -run 'Allocs' $(PKGS)
 
 # go test -list prints a package's matching names, then its "ok <pkg>" line.
 fuzz:

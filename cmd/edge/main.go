@@ -107,7 +107,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	log, err := edge.NewLogger(cfg.Log)
+	log, err := edge.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := edge.NewLogger(cfg.Log)
+	log, err := edge.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}

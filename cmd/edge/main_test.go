@@ -413,7 +413,10 @@ func TestDemo(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Errorf("exit %d after SIGTERM: %s", code, stderr)
 	}
-	// The access log went to stderr and holds no token.
+	// The access log went to stderr (flushed at exit) and holds no token.
+	if !strings.Contains(stderr.String(), `"msg":"request"`) {
+		t.Errorf("no access log lines on stderr: %s", stderr)
+	}
 	if strings.Contains(stderr.String(), tok) {
 		t.Errorf("the token is in the log")
 	}

@@ -17,8 +17,8 @@ func FromRequest(r *http.Request) string {
 	if t := QueryValue(r.URL.RawQuery, "token"); t != "" {
 		return t
 	}
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
+	if t := BearerToken(r); t != "" {
+		return t
 	}
 	if c, err := r.Cookie(CookieName); err == nil {
 		return c.Value

@@ -228,9 +228,14 @@ func (s *Server) serveStorageURL(w *recorder, r *http.Request) error {
 
 // authenticate extracts and verifies the token (cached).
 func (s *Server) authenticate(w *recorder, r *http.Request) (*auth.Claims, error) {
-	tok := auth.FromRequest(r)
+	return s.verify(w, auth.FromRequest(r), auth.ErrMissing.Message)
+}
+
+// verify checks tok for a request (an empty token is token_missing, with
+// the given message) and notes its subject for the log.
+func (s *Server) verify(w *recorder, tok, missing string) (*auth.Claims, error) {
 	if tok == "" {
-		return nil, newError(http.StatusUnauthorized, auth.ErrMissing.Code, auth.ErrMissing.Message, nil)
+		return nil, newError(http.StatusUnauthorized, auth.ErrMissing.Code, missing, nil)
 	}
 	claims, hit, err := s.verifier.Verify(tok)
 	if err != nil {
@@ -402,7 +407,9 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 	h["X-Content-Type-Options"] = hdrNoSniff
 	h["Content-Security-Policy"] = hdrSandbox
 	h["Etag"] = []string{`"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + "-" + strconv.FormatInt(fi.Size(), 36) + `"`}
-	http.ServeContent(w, r, name, fi.ModTime(), rs)
+	// A long video must not be cut by server.write_timeout while a stalled
+	// client still is: the deadline moves with every chunk written.
+	http.ServeContent(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}, r, name, fi.ModTime(), rs)
 	return nil
 }
 
@@ -416,18 +423,10 @@ func (s *Server) serveSession(w *recorder, r *http.Request) error {
 		return errMethod
 	}
 	tok := auth.BearerToken(r)
-	if tok == "" {
-		return newError(http.StatusUnauthorized, auth.ErrMissing.Code, "POST /v1/session takes the token in Authorization: Bearer", nil)
-	}
-	claims, _, err := s.verifier.Verify(tok)
+	claims, err := s.verify(w, tok, "POST /v1/session takes the token in Authorization: Bearer")
 	if err != nil {
-		var ae *auth.Error
-		if errors.As(err, &ae) {
-			return newError(http.StatusUnauthorized, ae.Code, ae.Message, ae.Err)
-		}
-		return newError(http.StatusUnauthorized, "token_invalid", "the token is not valid", err)
+		return err
 	}
-	w.subject = claims.Subject
 	exp := claims.ExpiresAt.Time
 	http.SetCookie(w, &http.Cookie{
 		Name:     auth.CookieName,
@@ -504,3 +503,22 @@ func Redact(s string) string {
 	}
 	return secretParam.ReplaceAllString(s, "${1}REDACTED")
 }
+
+// deadlineWriter extends the connection's write deadline before every
+// write, so a response is bounded per chunk, not as a whole.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if w.d > 0 && w.rc != nil {
+		if w.rc.SetWriteDeadline(time.Now().Add(w.d)) != nil {
+			w.rc = nil // not supported here: stop asking
+		}
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -7,11 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,7 +183,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      sc.WriteTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests must outlive the signal: Shutdown lets them finish
+		// within ShutdownTimeout, so their context is not ctx's.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	go s.watchReadiness(ctx)
 	errc := make(chan error, 1)
@@ -222,32 +224,53 @@ func (s *Server) watchReadiness(ctx context.Context) {
 	}
 }
 
-// CheckReady checks every source's credentials now and records the result.
+// CheckReady checks the JWKS and every source's credentials now, at most
+// four at a time, and records the result. /readyz shows only what failed
+// (auth, source names); the causes, redacted, go to the log.
 func (s *Server) CheckReady(ctx context.Context) error {
-	var errs []error
+	errs := make([]error, len(s.ordered)+1)
 	if err := s.verifier.Check(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("auth: %w", err))
+		errs[0] = fmt.Errorf("auth: %w", err)
 	}
-	for _, src := range s.ordered {
-		if c, ok := src.signer.(signer.Checker); ok {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, src := range s.ordered {
+		c, ok := src.signer.(signer.Checker)
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.Check(cctx)
-			cancel()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("source %s: %w", src.Name, err))
+			defer cancel()
+			if err := c.Check(cctx); err != nil {
+				errs[i+1] = fmt.Errorf("source %s: %w", src.Name, err)
 			}
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	if errs[0] != nil {
+		failed = append(failed, "auth keys (jwks_url)")
+	}
+	for i, err := range errs[1:] {
+		if err != nil {
+			failed = append(failed, "source "+s.ordered[i].Name)
 		}
 	}
 	err := errors.Join(errs...)
-	if err != nil {
-		msg := err.Error()
-		if s.ready.Load() == nil || *s.ready.Load() != msg {
-			s.log.Warn("not ready", zap.Error(err))
-		}
-		s.ready.Store(&msg)
-	} else {
+	if err == nil {
 		s.ready.Store(nil)
+		return nil
 	}
+	msg := "credentials unavailable for: " + strings.Join(failed, ", ") + " (causes in the log)"
+	if prev := s.ready.Load(); prev == nil || *prev != msg {
+		s.log.Warn("not ready", zap.String("cause", Redact(err.Error())))
+	}
+	s.ready.Store(&msg)
 	return err
 }
 
@@ -261,11 +284,11 @@ func (s *Server) Close() {
 	s.streams.Close()
 }
 
-// NewLogger builds the JSON logger on stderr at the given level. Lines
+// NewLogger builds the JSON logger on out (stderr) at the given level. Lines
 // are buffered (256 KiB, flushed every second and by Sync): one write(2)
 // per access line cost more than the redirect itself. Call Sync before
 // exit. log.unbuffered writes every line at once.
-func NewLogger(cfg LogConfig) (*zap.Logger, error) {
+func NewLogger(cfg LogConfig, out io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, err
@@ -273,13 +296,13 @@ func NewLogger(cfg LogConfig) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "ts"
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	var ws zapcore.WriteSyncer = &zapcore.BufferedWriteSyncer{WS: zapcore.Lock(os.Stderr), Size: 256 << 10, FlushInterval: time.Second}
-	if cfg.Unbuffered {
-		ws = zapcore.Lock(os.Stderr)
+	ws := zapcore.Lock(zapcore.AddSync(out))
+	if !cfg.Unbuffered {
+		ws = &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
 	}
 	// No caller (every access line has the same one, and runtime.Caller
 	// cost more than the rest of the line) and no stack traces.
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl), zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl), zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(out)))), nil
 }
 
 // PresignRef returns the URL the edge would redirect to for ref: SOURCE/KEY

@@ -66,6 +66,7 @@ type streamEdge struct {
 	token  string
 	logs   *observer.ObservedLogs
 	client *http.Client
+	stop   context.CancelFunc // as SIGTERM: Run shuts down gracefully
 }
 
 // startStreamEdge parses a config the way `edge serve` does (env expands
@@ -117,7 +118,7 @@ func startStreamEdge(t testing.TB, streamYAML string, env map[string]string, src
 		t.Fatal(err)
 	}
 	e := &streamEdge{srv: srv, cfg: cfg, url: "http://" + ln.Addr().String(), token: tok, logs: logs,
-		client: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+		client: &http.Client{Transport: tr, Timeout: 60 * time.Second}, stop: cancel}
 	// Serving once /healthz answers (on a connection that does not stay).
 	once := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
 	if !eventually(5*time.Second, func() bool {
@@ -701,8 +702,10 @@ func TestStreamFaults(t *testing.T) {
 			resp, body := e.get(t, "GET", tc.source+"/k", nil)
 			took := time.Since(start)
 			wantStreamError(t, resp, body, tc.status, tc.code)
-			if took > tc.within+time.Second {
-				t.Errorf("took %v, want within %v (+1s slack)", took, tc.within)
+			// Generous slack: the point is "bounded", not "fast", on a
+			// loaded CI machine.
+			if took > tc.within+10*time.Second {
+				t.Errorf("took %v, want within %v (+10s slack)", took, tc.within)
 			}
 			if tc.within >= 400*time.Millisecond && tc.status == 504 && took < tc.within {
 				t.Errorf("answered after %v, before the %v timeout", took, tc.within)
@@ -847,8 +850,8 @@ func TestStreamClientCancel(t *testing.T) {
 			select {
 			case <-up.closed:
 				t.Logf("upstream connection closed %v after the client left", time.Since(start))
-			case <-time.After(2 * time.Second):
-				t.Fatal("the upstream connection is still open 2s after the client left")
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream connection is still open 10s after the client left")
 			}
 			up.handlers.Wait()
 			e.client.CloseIdleConnections()
@@ -1111,4 +1114,36 @@ func BenchmarkStreamVersity(b *testing.B) {
 	b.Run("edge", func(b *testing.B) {
 		fetch(b, func() (*http.Response, error) { return e.doCtx(context.Background(), "GET", "bench/obj", nil) })
 	})
+}
+
+// TestStreamSurvivesShutdown: a stream in flight when the edge is told to
+// stop (SIGTERM cancels Run's context) finishes whole within
+// shutdown_timeout; the signal must not cancel requests.
+func TestStreamSurvivesShutdown(t *testing.T) {
+	chunk := bytes.Repeat([]byte("v"), 64<<10)
+	const chunks = 4
+	started := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(chunks*len(chunk)))
+		for i := range chunks {
+			w.Write(chunk)
+			w.(http.Flusher).Flush()
+			if i == 0 {
+				close(started)
+			}
+			time.Sleep(100 * time.Millisecond) // a slow store, so the stream spans the signal
+		}
+	}))
+	defer up.Close()
+	e := startStreamEdge(t, "", nil, streamSrc{name: "slow", endpoint: up.URL, bucket: "b", access: "AKIDSLOW", secret: "slow-secret"})
+	go func() { <-started; e.stop() }()
+	resp, err := e.client.Get(e.url + "/v1/s/slow/video.mp4?token=" + e.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || len(got) != chunks*len(chunk) {
+		t.Fatalf("got %d, %d bytes, %v; want 200 and all %d bytes", resp.StatusCode, len(got), err, chunks*len(chunk))
+	}
 }

@@ -290,31 +290,10 @@ func (a *Azure) Presign(ctx context.Context, r Request) (Presigned, error) {
 	var b strings.Builder
 	b.Grow(len(a.prefix) + 3*len(r.Key) + 1 + len(q))
 	b.WriteString(a.prefix)
-	appendBlobPath(&b, r.Key)
+	b.WriteString(EscapePath(r.Key))
 	b.WriteByte('?')
 	b.WriteString(q)
 	return Presigned{URL: b.String(), Expires: v.ExpiryTime}, nil
-}
-
-// appendBlobPath writes the blob name escaped for a URL path: '/' stays a
-// separator, and every byte outside the RFC 3986 unreserved set is
-// percent-encoded, '+' too (some servers read it as a space) and
-// parentheses, so the URL survives HTML attributes, CSS url() and logs.
-// The service decodes the path once and signs the decoded name.
-func appendBlobPath(b *strings.Builder, name string) {
-	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '/':
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
-		}
-	}
 }
 
 // Check resolves the credentials: for type default it obtains a user

@@ -76,8 +76,12 @@ func (f *File) Close() error {
 	return nil
 }
 
+// mac signs the URL's base path (which names the source), the key and
+// the expiry: sources sharing url_keys cannot take each other's URLs.
 func (f *File) mac(key []byte, relKey string, exp int64) string {
 	m := hmac.New(sha256.New, key)
+	m.Write([]byte(f.base))
+	m.Write([]byte{0})
 	m.Write([]byte(relKey))
 	m.Write([]byte{0})
 	m.Write(strconv.AppendInt(nil, exp, 10))
@@ -137,34 +141,4 @@ func (f *File) Verify(relKey, exp, sig string, now time.Time) error {
 		return ErrURLExpired
 	}
 	return nil
-}
-
-// EscapePath percent-encodes a key for a URL path, keeping '/' and RFC 3986
-// unreserved characters.
-func EscapePath(s string) string {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !unreserved(s[i]) && s[i] != '/' {
-			n++
-		}
-	}
-	if n == 0 {
-		return s
-	}
-	const hex = "0123456789ABCDEF"
-	b := make([]byte, 0, len(s)+2*n)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if unreserved(c) || c == '/' {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '%', hex[c>>4], hex[c&15])
-	}
-	return string(b)
-}
-
-func unreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
 }

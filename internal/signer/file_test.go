@@ -263,3 +263,30 @@ func TestEscapePath(t *testing.T) {
 		}
 	}
 }
+
+// TestFileURLBoundToSource: two file sources sharing url_keys (as a fleet
+// shares them) do not accept each other's URLs for the same key.
+func TestFileURLBoundToSource(t *testing.T) {
+	k := fileKey('s')
+	fsys := fstest.MapFS{"files/a.txt": {Data: []byte("a")}}
+	mk := func(base string) *File {
+		f, err := NewFile(Config{Provider: ProviderFile, Root: "(fs)", Credentials: Credentials{URLKeys: []string{k}}},
+			FileOptions{BasePath: base, Prefix: "files/", FS: fsys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a, b := mk("/v1/f/local/"), mk("/v1/f/other/")
+	p, err := a.Presign(t.Context(), Request{Method: "GET", Key: "files/a.txt", At: fileT0, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, exp, sig := fileURLParts(t, p.URL)
+	if err := a.Verify(key, exp, sig, fileT0); err != nil {
+		t.Fatalf("own source: %v", err)
+	}
+	if err := b.Verify(key, exp, sig, fileT0); err != ErrURLSignature {
+		t.Errorf("other source with the same key: got %v, want ErrURLSignature", err)
+	}
+}

@@ -148,7 +148,7 @@ func NewGCS(cfg Config, opts GCSOptions) (*GCS, error) {
 	// "Simple GET with endpoint on client" expect exactly that.
 	g.signHost = host
 	g.hostLine = "host:" + host + "\n"
-	g.credEmail = string(gcsAppendEscaped(nil, email, false))
+	g.credEmail = string(appendEscaped(nil, email, false))
 	g.credPrefix = "X-Goog-Algorithm=" + gcsAlgorithm + "&X-Goog-Credential=" + g.credEmail + "%2F"
 	return g, nil
 }
@@ -238,7 +238,7 @@ func (g *GCS) sign(r *gcsV4Request, tr *gcsTrace) (string, error) {
 	if r.object != "" || g.pathBase == "" {
 		cr = append(cr, '/')
 	}
-	cr = gcsAppendEscaped(cr, r.object, true)
+	cr = appendEscaped(cr, r.object, true)
 	pathEnd := len(cr)
 	cr = append(cr, '\n')
 	queryStart := len(cr)
@@ -301,9 +301,9 @@ func (g *GCS) appendQuery(dst, ts []byte, expires int64, signedHeaders string, e
 		dst = append(dst, "&X-Goog-Expires="...)
 		dst = strconv.AppendInt(dst, expires, 10)
 		dst = append(dst, "&X-Goog-SignedHeaders="...)
-		return gcsAppendEscaped(dst, signedHeaders, false), nil
+		return appendEscaped(dst, signedHeaders, false), nil
 	}
-	esc := func(s string) string { return string(gcsAppendEscaped(nil, s, false)) }
+	esc := func(s string) string { return string(appendEscaped(nil, s, false)) }
 	pairs := []gcsParam{
 		{"X-Goog-Algorithm", gcsAlgorithm},
 		{"X-Goog-Credential", g.credEmail + "%2F" + string(ts[:8]) + esc(gcsScopeSuffix)},
@@ -399,28 +399,6 @@ func gcsCollapseSpace(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// gcsAppendEscaped appends s percent-encoded as Google's V4 spec requires:
-// RFC 3986 unreserved characters (A-Z a-z 0-9 - . _ ~) kept, with keepSlash
-// '/' kept too (object paths), every other byte as %XX in upper case.
-func gcsAppendEscaped(dst []byte, s string, keepSlash bool) []byte {
-	const upperHex = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if gcsUnreserved(c) || keepSlash && c == '/' {
-			dst = append(dst, c)
-			continue
-		}
-		dst = append(dst, '%', upperHex[c>>4], upperHex[c&0x0f])
-	}
-	return dst
-}
-
-// gcsUnreserved reports whether c is an RFC 3986 §2.3 unreserved character.
-func gcsUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // gcsValidBucket reports whether name uses only the characters GCS allows

@@ -708,11 +708,11 @@ func FuzzGCSObjectEncoding(f *testing.F) {
 	g := gcsNewVectorSigner(f, GCSOptions{})
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, object string) {
-		enc := string(gcsAppendEscaped(nil, object, true))
+		enc := string(appendEscaped(nil, object, true))
 		for i := 0; i < len(enc); i++ {
 			c := enc[i]
 			switch {
-			case gcsUnreserved(c), c == '/':
+			case unreserved(c), c == '/':
 			case c == '%' && i+2 < len(enc) && strings.IndexByte("0123456789ABCDEF", enc[i+1]) >= 0 && strings.IndexByte("0123456789ABCDEF", enc[i+2]) >= 0:
 				i += 2
 			default:
