@@ -16,7 +16,7 @@ PKGS         ?= ./...
 .PHONY: build demo tools test fuzz
 
 build:
-	$(GO) build -o bin/edge ./cmd/edge
+	$(GO) build -buildvcs=false -o bin/edge ./cmd/edge
 
 demo: build
 	./bin/edge demo

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the pinned tools the tests need (see TESTING.md) and is a fast
+# Installs the pinned tools the tests need (see ../shared/TESTING.md beside the checkout) and is a fast
 # no-op when they are already there:
 #   .tools/bin/versitygw         S3 gateway            (Go module proxy)
 #   .tools/bin/minio             S3 with STS           (Go module proxy)
@@ -77,7 +77,7 @@ if [ "$(azurite_version)" != "$AZURITE_VERSION" ]; then
 	echo "azurite $AZURITE_VERSION: installing (npm)"
 	mkdir -p "$TOOLS/azurite"
 	# Azurite declares node >=22 but runs on Node 20: npm only warns.
-	npm install --no-audit --no-fund --save-exact --prefix "$TOOLS/azurite" "azurite@$AZURITE_VERSION" ||
+	npm install --no-audit --no-fund --save-exact --engine-strict=false --prefix "$TOOLS/azurite" "azurite@$AZURITE_VERSION" ||
 		die "npm install of azurite $AZURITE_VERSION failed"
 	got="$(azurite_version)"
 	[ "$got" = "$AZURITE_VERSION" ] || die "azurite: installed version is '$got', want $AZURITE_VERSION"

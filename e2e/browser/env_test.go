@@ -321,7 +321,7 @@ func edgeBinary(t *testing.T) string {
 			buildErr = fmt.Errorf("go is not on PATH: %w", err)
 			return
 		}
-		cmd := exec.Command(goTool, "build", "-o", filepath.Join(buildDir, "edge"), "./cmd/edge")
+		cmd := exec.Command(goTool, "build", "-buildvcs=false", "-o", filepath.Join(buildDir, "edge"), "./cmd/edge")
 		cmd.Dir = testenv.RepoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/edge: %v\n%s", err, out)

@@ -151,6 +151,12 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 		if !ok && v.jwks != nil {
 			k, ok = v.jwks.lookup(context.Background(), kid)
 		}
+		if !ok && len(v.byID) == 0 && v.jwks == nil {
+			// Keys configured without ids: many JWT libraries set a kid
+			// anyway, so the kid cannot select and the algorithm's keys
+			// are tried, as for a token without one.
+			return v.keysFor(alg)
+		}
 		if !ok {
 			return nil, errUnknownKID
 		}
@@ -159,6 +165,11 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 		}
 		return k.key, nil
 	}
+	return v.keysFor(alg)
+}
+
+// keysFor returns every configured key pinned to alg.
+func (v *Verifier) keysFor(alg string) (any, error) {
 	set, ok := v.byAlg[alg]
 	if !ok {
 		// JWKS keys are only found by kid.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -229,7 +230,7 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, erro
 	cfg := new(Config)
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
 			keys := keyPaths(expanded)

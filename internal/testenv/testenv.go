@@ -1,7 +1,7 @@
 // Package testenv starts real storage servers on loopback for integration
 // tests: versitygw (S3), MinIO (S3 with STS) and Azurite (Azure Blob). All
 // check presigned signatures and expiry the way the clouds do (see
-// TESTING.md), so tests built on them prove signing, not just plumbing.
+// ../shared/TESTING.md), so tests built on them prove signing, not just plumbing.
 //
 // Only _test.go files import this package. The servers are installed under
 // the git-ignored .tools/ directory by `make tools`; a missing binary fails
