@@ -70,10 +70,10 @@ func (c *Expiring[K, V]) Len() int { return c.lru.Len() }
 // presign itself. Callers that join a flight wait on it and may leave
 // when their context ends; the first caller waits for its load, which
 // LoadTimeout bounds.
-type Loader[V any] struct {
-	cache *Expiring[string, V]
+type Loader[K comparable, V any] struct {
+	cache *Expiring[K, V]
 	mu    sync.Mutex
-	calls map[string]*call[V]
+	calls map[K]*call[V]
 	// LoadTimeout bounds one load. The load runs detached from the caller's
 	// context, so that a caller going away does not fail the others
 	// waiting on the same flight.
@@ -93,17 +93,17 @@ var errLoadPanicked = errors.New("cache: the load panicked")
 type LoadFunc[V any] func(ctx context.Context) (V, time.Time, error)
 
 // NewLoader returns a Loader holding at most size values.
-func NewLoader[V any](size int) (*Loader[V], error) {
-	c, err := NewExpiring[string, V](size)
+func NewLoader[K comparable, V any](size int) (*Loader[K, V], error) {
+	c, err := NewExpiring[K, V](size)
 	if err != nil {
 		return nil, err
 	}
-	return &Loader[V]{cache: c, calls: map[string]*call[V]{}, LoadTimeout: 30 * time.Second}, nil
+	return &Loader[K, V]{cache: c, calls: map[K]*call[V]{}, LoadTimeout: 30 * time.Second}, nil
 }
 
 // Get returns the cached value for key, or loads it. hit reports whether the
 // value came from the cache without a load. now is the caller's clock.
-func (l *Loader[V]) Get(ctx context.Context, key string, now func() time.Time, load LoadFunc[V]) (v V, until time.Time, hit bool, err error) {
+func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v V, until time.Time, hit bool, err error) {
 	if e, ok := l.cache.lru.Get(key); ok && now().Before(e.until) {
 		return e.v, e.until, true, nil
 	}
@@ -148,7 +148,7 @@ func (l *Loader[V]) Get(ctx context.Context, key string, now func() time.Time, l
 
 // Cached returns the value for key if it is cached and servable at now;
 // it allocates nothing, so the hit path can try it before building a load.
-func (l *Loader[V]) Cached(key string, now time.Time) (V, time.Time, bool) {
+func (l *Loader[K, V]) Cached(key K, now time.Time) (V, time.Time, bool) {
 	if e, ok := l.cache.lru.Get(key); ok && now.Before(e.until) {
 		return e.v, e.until, true
 	}
@@ -157,4 +157,4 @@ func (l *Loader[V]) Cached(key string, now time.Time) (V, time.Time, bool) {
 }
 
 // Len is the number of cached values.
-func (l *Loader[V]) Len() int { return l.cache.Len() }
+func (l *Loader[K, V]) Len() int { return l.cache.Len() }

@@ -19,7 +19,7 @@ func TestNewExpiringSize(t *testing.T) {
 		if c, err := NewExpiring[string, int](size); err == nil {
 			t.Errorf("NewExpiring(%d): got %v, want an error", size, c)
 		}
-		if l, err := NewLoader[int](size); err == nil {
+		if l, err := NewLoader[string, int](size); err == nil {
 			t.Errorf("NewLoader(%d): got %v, want an error", size, l)
 		}
 	}
@@ -143,9 +143,9 @@ func TestExpiringConcurrent(t *testing.T) {
 	}
 }
 
-func newLoader(t testing.TB, size int) *Loader[string] {
+func newLoader(t testing.TB, size int) *Loader[string, string] {
 	t.Helper()
-	l, err := NewLoader[string](size)
+	l, err := NewLoader[string, string](size)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeproxy/edge/internal/auth"
@@ -273,44 +274,65 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 	if err != nil {
 		return err
 	}
-	maxAge := int64(p.until.Sub(s.now()) / time.Second)
-	if maxAge < 0 {
-		maxAge = 0
-	}
 	h := w.Header()
-	h["Location"] = []string{p.URL}
-	h["Cache-Control"] = []string{"private, max-age=" + strconv.FormatInt(maxAge, 10)}
+	h["Location"] = p.location
+	h["Cache-Control"] = p.cacheControl(int64(p.until.Sub(s.now()) / time.Second))
 	h["Referrer-Policy"] = hdrNoReferrer
 	w.WriteHeader(http.StatusFound)
 	return nil
 }
 
-type presignedURL struct {
+// urlKey names one cached URL: the key is a substring of the request's
+// path, so building it allocates nothing.
+type urlKey struct {
+	src    *Source
+	method string
+	key    string
+}
+
+// cachedURL is a presigned URL with what answering with it needs, built
+// once per URL: the Location header value and, per second of max-age,
+// the Cache-Control one.
+type cachedURL struct {
 	signer.Presigned
-	until time.Time
+	until    time.Time
+	location []string
+	cc       atomic.Pointer[maxAgeHeader]
+}
+
+type maxAgeHeader struct {
+	age int64
+	hdr []string
+}
+
+// cacheControl returns "private, max-age=N" for the URL, reusing the last
+// value built while N is unchanged. Header values are never modified by
+// net/http, so one slice serves every request.
+func (c *cachedURL) cacheControl(age int64) []string {
+	age = max(age, 0)
+	if m := c.cc.Load(); m != nil && m.age == age {
+		return m.hdr
+	}
+	hdr := []string{"private, max-age=" + strconv.FormatInt(age, 10)}
+	c.cc.Store(&maxAgeHeader{age: age, hdr: hdr})
+	return hdr
 }
 
 // presigned returns the source's URL for key, from the cache or signed at
-// the start of the current signing window (singleflight on a miss).
-func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method, key string, forFetch bool) (presignedURL, error) {
-	var b strings.Builder
-	b.Grow(len(src.Name) + len(key) + 8)
-	b.WriteString(src.Name)
-	b.WriteByte(0)
-	b.WriteString(method)
-	b.WriteByte(0)
-	b.WriteString(key)
-	ck := b.String()
-	if v, until, ok := s.urls.Cached(ck, s.now()); ok {
+// the start of the current signing window (one signing per URL however
+// many requests miss at once).
+func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method, key string, forFetch bool) (*cachedURL, error) {
+	ck := urlKey{src: src, method: method, key: key}
+	if v, _, ok := s.urls.Cached(ck, s.now()); ok {
 		s.metrics.presignHit.Inc()
 		w.cache = "hit"
-		return presignedURL{v, until}, nil
+		return v, nil
 	}
-	v, until, hit, err := s.urls.Get(ctx, ck, s.now, func(ctx context.Context) (signer.Presigned, time.Time, error) {
+	v, _, hit, err := s.urls.Get(ctx, ck, s.now, func(ctx context.Context) (*cachedURL, time.Time, error) {
 		at := s.now().Truncate(src.window)
 		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key, At: at, TTL: src.ttl, ForFetch: forFetch})
 		if err != nil {
-			return p, time.Time{}, err
+			return nil, time.Time{}, err
 		}
 		// Serve it until the window ends, while at least half its life
 		// is left; never within a minute (a quarter of a short url_ttl)
@@ -325,17 +347,17 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		if limit := p.Expires.Add(-margin); limit.Before(until) {
 			until = limit
 		}
-		return p, until, nil
+		return &cachedURL{Presigned: p, until: until, location: []string{p.URL}}, until, nil
 	})
 	if err != nil {
 		s.metrics.presignError.Inc()
 		if errors.Is(err, signer.ErrCredentials) {
-			return presignedURL{}, newError(http.StatusServiceUnavailable, "credentials_unavailable", "the source's credentials are unavailable", err)
+			return nil, newError(http.StatusServiceUnavailable, "credentials_unavailable", "the source's credentials are unavailable", err)
 		}
 		if ctx.Err() != nil {
-			return presignedURL{}, newError(499, "client_closed", "client went away", err)
+			return nil, newError(499, "client_closed", "client went away", err)
 		}
-		return presignedURL{}, newError(http.StatusBadGateway, "presign_failed", "the URL could not be signed", err)
+		return nil, newError(http.StatusBadGateway, "presign_failed", "the URL could not be signed", err)
 	}
 	if hit {
 		s.metrics.presignHit.Inc()
@@ -344,7 +366,7 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		s.metrics.presignMiss.Inc()
 		w.cache = "miss"
 	}
-	return presignedURL{v, until}, nil
+	return v, nil
 }
 
 // serveSignedFile answers /v1/f/{source}/{key...}?exp=…&sig=…: a URL the

@@ -63,7 +63,7 @@ type Server struct {
 	verifier *auth.Verifier
 	sources  map[string]*Source
 	ordered  []*Source
-	urls     *cache.Loader[signer.Presigned]
+	urls     *cache.Loader[urlKey, *cachedURL]
 	streams  *stream.Proxy
 	metrics  *metrics
 	cors     *cors.Cors
@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if s.verifier, err = auth.NewVerifier(cfg.Auth, opts.Now); err != nil {
 		return nil, err
 	}
-	if s.urls, err = cache.NewLoader[signer.Presigned](cfg.Cache.MaxEntries); err != nil {
+	if s.urls, err = cache.NewLoader[urlKey, *cachedURL](cfg.Cache.MaxEntries); err != nil {
 		return nil, err
 	}
 	if s.streams, err = stream.New(cfg.Stream, stream.Options{Logger: opts.Logger, Registerer: s.metrics.reg, WriteTimeout: cfg.Server.WriteTimeout}); err != nil {
