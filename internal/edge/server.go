@@ -295,7 +295,10 @@ func NewLogger(cfg LogConfig, out io.Writer) (*zap.Logger, error) {
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "ts"
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	// RFC 3339 with nanoseconds: time.AppendFormat has a fast path for
+	// it, the ISO 8601 millisecond layout takes the slow one (~12% of a
+	// line in BenchmarkAccessLog).
+	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	ws := zapcore.Lock(zapcore.AddSync(out))
 	if !cfg.Unbuffered {
 		ws = &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
