@@ -4,29 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/edgeproxy/edge/internal/httperr"
 )
 
-// Error is what a handler returns when it does not answer normally: the
-// status, a stable public code and message for the JSON body, and the
-// internal cause that only the log sees.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-	Err     error
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Code + ": " + e.Err.Error()
-	}
-	return e.Code + ": " + e.Message
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// Error is what a handler returns when it does not answer normally; the
+// stream package returns the same type, so one renderer serves both.
+type Error = httperr.Error
 
 func newError(status int, code, msg string, cause error) *Error {
-	return &Error{Status: status, Code: code, Message: msg, Err: cause}
+	return httperr.New(status, code, msg, cause)
 }
 
 // Errors with no cause are built once.

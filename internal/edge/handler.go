@@ -152,10 +152,6 @@ func (s *Server) serveV1(w http.ResponseWriter, r *http.Request) {
 		err = errNotFound
 	}
 	if err != nil {
-		var se *stream.Error
-		if errors.As(err, &se) {
-			err = &Error{Status: se.Status, Code: se.Code, Message: se.Message, Err: se.Err}
-		}
 		if rec.status != 0 {
 			// Headers are out: nothing more to say but to abort.
 			panic(http.ErrAbortHandler)

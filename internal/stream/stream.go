@@ -12,27 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/httperr"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
 // Error is a stream failure with the status and public code the edge
 // answers with; Err is the cause, for logs only.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-	Err     error
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Code + ": " + e.Err.Error()
-	}
-	return e.Code + ": " + e.Message
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+type Error = httperr.Error
 
 // StatusClientClosed is the status logged when the client went away
 // before an answer (nginx's 499); the client never sees it.

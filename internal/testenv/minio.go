@@ -1,15 +1,12 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -19,12 +16,7 @@ import (
 // checks their session token and expiry on every request and presigned
 // URL, which versitygw cannot.
 type Minio struct {
-	Endpoint  string // "http://127.0.0.1:PORT": S3 and STS
-	Port      int
-	AccessKey string // the root user
-	SecretKey string
-	Region    string // "us-east-1", set with MINIO_SITE_REGION and checked in signatures
-	Dir       string // the data directory
+	S3Server // Endpoint serves S3 and STS; Region is set with MINIO_SITE_REGION and checked in signatures
 }
 
 // StartMinio starts a fresh MinIO on a free loopback port with its own
@@ -34,12 +26,7 @@ type Minio struct {
 func StartMinio(tb testing.TB) *Minio {
 	tb.Helper()
 	bin := Tool(tb, "minio")
-	m := &Minio{
-		AccessKey: "edge" + randHex(8),
-		SecretKey: randHex(20),
-		Region:    "us-east-1",
-		Dir:       tb.TempDir(),
-	}
+	m := &Minio{newS3Server("minio", tb.TempDir())}
 	_, port := startServer(tb, m.spec(bin))
 	m.Port = port
 	m.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -76,51 +63,5 @@ func (m *Minio) spec(bin string) serverSpec {
 			_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
 			return err
 		},
-	}
-}
-
-// Client returns an S3 client for the server: path-style, static root
-// credentials, region us-east-1, BaseEndpoint m.Endpoint.
-func (m *Minio) Client() *s3.Client {
-	return m.clientFor(m.Endpoint, 0)
-}
-
-func (m *Minio) clientFor(endpoint string, maxAttempts int) *s3.Client {
-	return s3.New(s3.Options{
-		Region:           m.Region,
-		BaseEndpoint:     aws.String(endpoint),
-		UsePathStyle:     true,
-		Credentials:      credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""),
-		RetryMaxAttempts: maxAttempts,
-	})
-}
-
-func (m *Minio) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 30*time.Second)
-}
-
-// CreateBucket creates bucket or fails tb.
-func (m *Minio) CreateBucket(tb testing.TB, bucket string) {
-	tb.Helper()
-	ctx, cancel := m.ctx()
-	defer cancel()
-	if _, err := m.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		tb.Fatalf("%s", errf("minio: create bucket %q: %v", bucket, err))
-	}
-}
-
-// Put stores body as bucket/key or fails tb.
-func (m *Minio) Put(tb testing.TB, bucket, key string, body []byte) {
-	tb.Helper()
-	ctx, cancel := m.ctx()
-	defer cancel()
-	_, err := m.Client().PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(bucket),
-		Key:           aws.String(key),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
-	})
-	if err != nil {
-		tb.Fatalf("%s", errf("minio: put %s/%s: %v", bucket, key, err))
 	}
 }

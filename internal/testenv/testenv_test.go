@@ -384,7 +384,7 @@ func TestRepoRootAndTools(t *testing.T) {
 func TestStaleServerOnPort(t *testing.T) {
 	t.Parallel()
 	stale := StartVersity(t)
-	v := &Versity{AccessKey: "other" + randHex(4), SecretKey: randHex(20), Region: "us-east-1", Dir: t.TempDir()}
+	v := &Versity{S3Server{AccessKey: "other" + randHex(4), SecretKey: randHex(20), Region: "us-east-1", Dir: t.TempDir(), name: "versitygw"}}
 	dir := t.TempDir()
 	spec := v.spec(Tool(t, "versitygw"), dir)
 	p, err := spawn(spec, stale.Port, filepath.Join(dir, "log"))
@@ -430,7 +430,7 @@ func (f *fatalTB) Fatalf(format string, args ...any) {
 func TestStartRetriesLostPortRace(t *testing.T) {
 	t.Parallel()
 	taken := StartVersity(t)
-	v := &Versity{AccessKey: "retry" + randHex(4), SecretKey: randHex(20), Region: "us-east-1", Dir: t.TempDir()}
+	v := &Versity{S3Server{AccessKey: "retry" + randHex(4), SecretKey: randHex(20), Region: "us-east-1", Dir: t.TempDir(), name: "versitygw"}}
 	spec := v.spec(Tool(t, "versitygw"), t.TempDir())
 	calls := 0
 	argv := spec.argv

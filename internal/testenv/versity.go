@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,19 +10,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Versity is a running versitygw S3 gateway with a posix backend.
 type Versity struct {
-	Endpoint  string // "http://127.0.0.1:PORT"
-	Port      int
-	AccessKey string
-	SecretKey string
-	Region    string // "us-east-1"
-	Dir       string // the posix backend directory; a bucket is a directory in it
+	S3Server // Dir is the posix backend directory; a bucket is a directory in it
 }
 
 // StartVersity starts a fresh versitygw on a free loopback port with its own
@@ -34,12 +27,7 @@ type Versity struct {
 func StartVersity(tb testing.TB) *Versity {
 	tb.Helper()
 	bin := Tool(tb, "versitygw")
-	v := &Versity{
-		AccessKey: "edge" + randHex(8),
-		SecretKey: randHex(20),
-		Region:    "us-east-1",
-		Dir:       tb.TempDir(),
-	}
+	v := &Versity{newS3Server("versitygw", tb.TempDir())}
 	iamDir := tb.TempDir() // absolute: versitygw needs an absolute --iam-dir
 	_, port := startServer(tb, v.spec(bin, iamDir))
 	v.Port = port
@@ -73,52 +61,6 @@ func (v *Versity) spec(bin, iamDir string) serverSpec {
 			_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
 			return err
 		},
-	}
-}
-
-// Client returns an S3 client for the server: path-style, static root
-// credentials, region us-east-1, BaseEndpoint v.Endpoint.
-func (v *Versity) Client() *s3.Client {
-	return v.clientFor(v.Endpoint, 0)
-}
-
-func (v *Versity) clientFor(endpoint string, maxAttempts int) *s3.Client {
-	return s3.New(s3.Options{
-		Region:           v.Region,
-		BaseEndpoint:     aws.String(endpoint),
-		UsePathStyle:     true,
-		Credentials:      credentials.NewStaticCredentialsProvider(v.AccessKey, v.SecretKey, ""),
-		RetryMaxAttempts: maxAttempts,
-	})
-}
-
-func (v *Versity) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 30*time.Second)
-}
-
-// CreateBucket creates bucket or fails tb.
-func (v *Versity) CreateBucket(tb testing.TB, bucket string) {
-	tb.Helper()
-	ctx, cancel := v.ctx()
-	defer cancel()
-	if _, err := v.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		tb.Fatalf("%s", errf("versitygw: create bucket %q: %v", bucket, err))
-	}
-}
-
-// Put stores body as bucket/key or fails tb.
-func (v *Versity) Put(tb testing.TB, bucket, key string, body []byte) {
-	tb.Helper()
-	ctx, cancel := v.ctx()
-	defer cancel()
-	_, err := v.Client().PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(bucket),
-		Key:           aws.String(key),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
-	})
-	if err != nil {
-		tb.Fatalf("%s", errf("versitygw: put %s/%s: %v", bucket, key, err))
 	}
 }
 
