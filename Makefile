@@ -26,9 +26,9 @@ tools:
 
 test: tools
 	$(GO) vet $(PKGS)
-	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
-	@# Allocation pins skip under -race (it allocates): run them without.
+	@# Allocation pins skip under -race (it allocates): run them without first.
 	$(GO) test -count=1 -run 'Allocs' $(PKGS)
+	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 # go test -list prints a package's matching names, then its "ok <pkg>" line.
 fuzz:
