@@ -87,7 +87,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			// An aborted response: the client went away (499), or storage
 			// failed after the status was sent (502 in the log; the client
 			// saw a broken transfer).
-			status, code := 499, "client_closed"
+			code := "client_closed"
+			status = 499
 			if r.Context().Err() == nil {
 				status, code = http.StatusBadGateway, "aborted"
 			}

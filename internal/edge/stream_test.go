@@ -734,8 +734,21 @@ func TestStreamFaults(t *testing.T) {
 			if string(body) != "0123456789" {
 				t.Errorf("got body %q", body)
 			}
-			if took := time.Since(start); took > tc.within+time.Second {
+			if took := time.Since(start); took > tc.within+10*time.Second {
 				t.Errorf("took %v", took)
+			}
+			// The access line says what happened: storage failed (502),
+			// not the 200 whose header went out.
+			if !eventually(5*time.Second, func() bool {
+				for _, l := range e.logs.FilterMessage("request").All() {
+					m := l.ContextMap()
+					if m["source"] == tc.source && m["status"] == int64(502) && m["error"] == "aborted" {
+						return true
+					}
+				}
+				return false
+			}) {
+				t.Errorf("no access line with status 502, error aborted for source %s", tc.source)
 			}
 		})
 	}
