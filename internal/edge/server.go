@@ -41,6 +41,7 @@ type Source struct {
 
 	endpointHost string // lowercased host[:port] of a custom endpoint
 	endpointPath string // its path, without leading '/', with trailing '/' when set
+	virtualHost  string // BUCKET.endpointHost: the bucket's virtual-hosted name there
 }
 
 // Options carry what the server takes from its caller besides the config.
@@ -111,6 +112,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		if sc.Endpoint != "" {
 			u, _ := url.Parse(sc.Endpoint)
 			src.endpointHost = strings.ToLower(u.Host)
+			src.virtualHost = strings.ToLower(sc.Bucket) + "." + src.endpointHost
 			if p := strings.Trim(u.Path, "/"); p != "" {
 				src.endpointPath = p + "/"
 			}

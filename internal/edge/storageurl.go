@@ -156,7 +156,7 @@ func (s *Server) resolveLocation(loc Location) (*Source, string) {
 			if key, ok := strings.CutPrefix(p, c.Bucket+"/"); ok {
 				consider(src, key)
 			}
-		} else if loc.Host == strings.ToLower(c.Bucket)+"."+src.endpointHost {
+		} else if loc.Host == src.virtualHost {
 			consider(src, loc.Path)
 		}
 	}
