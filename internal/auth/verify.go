@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/edgeproxy/edge/internal/cache"
@@ -253,7 +254,8 @@ func (v *Verifier) Verify(token string) (*Claims, bool, error) {
 	if v.cache != nil {
 		// exp is required, so ExpiresAt is set. The entry lives until
 		// exp, never past it: leeway is for clock skew, not for caching.
-		v.cache.Add(token, c, c.ExpiresAt.Time, now)
+		// A copy: token points into the request line.
+		v.cache.Add(strings.Clone(token), c, c.ExpiresAt.Time, now)
 	}
 	return c, false, nil
 }

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -86,10 +87,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if p != nil {
 			// An aborted response: the client went away (499), or storage
 			// failed after the status was sent (502 in the log; the client
-			// saw a broken transfer).
+			// saw a broken transfer). Any other panic is a bug: 500.
 			code := "client_closed"
 			status = 499
-			if r.Context().Err() == nil {
+			switch {
+			case p != http.ErrAbortHandler:
+				status, code = http.StatusInternalServerError, "internal"
+				rec.err = newError(status, code, "internal error", fmt.Errorf("panic: %v", p))
+			case r.Context().Err() == nil:
 				status, code = http.StatusBadGateway, "aborted"
 			}
 			if rec.err == nil {
@@ -325,6 +330,13 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		w.cache = "hit"
 		return v, nil
 	}
+	// The key's strings point into the request line, token included: a
+	// cached key gets its own copies, and a constant method.
+	ck.key = strings.Clone(key)
+	ck.method = http.MethodGet
+	if method == http.MethodHead {
+		ck.method = http.MethodHead
+	}
 	v, _, hit, err := s.urls.Get(ctx, ck, s.now, func(ctx context.Context) (*cachedURL, time.Time, error) {
 		at := s.now().Truncate(src.window)
 		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key, At: at, TTL: src.ttl, ForFetch: forFetch})
@@ -541,3 +553,32 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// deadlineChunk is how much one write deadline covers when the body goes
+// out by sendfile.
+const deadlineChunk = 256 << 10
+
+// ReadFrom keeps sendfile: http.ServeContent hands the file as an
+// io.LimitedReader, which is passed on in chunks, the deadline moved
+// before each.
+func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	lr, limited := r.(*io.LimitedReader)
+	if !ok || !limited {
+		return io.Copy(struct{ io.Writer }{w}, r)
+	}
+	var total int64
+	for lr.N > 0 {
+		if w.d > 0 && w.rc != nil && w.rc.SetWriteDeadline(time.Now().Add(w.d)) != nil {
+			w.rc = nil
+		}
+		chunk := min(lr.N, deadlineChunk)
+		n, err := rf.ReadFrom(&io.LimitedReader{R: lr.R, N: chunk})
+		lr.N -= n
+		total += n
+		if err != nil || n < chunk {
+			return total, err
+		}
+	}
+	return total, nil
+}

@@ -301,13 +301,14 @@ func NewLogger(cfg LogConfig, out io.Writer) (*zap.Logger, error) {
 	// it, the ISO 8601 millisecond layout takes the slow one (~12% of a
 	// line in BenchmarkAccessLog).
 	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	ws := zapcore.Lock(zapcore.AddSync(out))
+	locked := zapcore.Lock(zapcore.AddSync(out))
+	ws := locked
 	if !cfg.Unbuffered {
 		ws = &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
 	}
 	// No caller (every access line has the same one, and runtime.Caller
 	// cost more than the rest of the line) and no stack traces.
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl), zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(out)))), nil
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl), zap.ErrorOutput(locked)), nil
 }
 
 // PresignRef returns the URL the edge would redirect to for ref: SOURCE/KEY

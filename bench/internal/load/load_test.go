@@ -181,8 +181,8 @@ func TestRunStopsOnTime(t *testing.T) {
 		t.Errorf("ok, bad = %d, %d; want 0 and some (401 is not the expected 302)", res.OK, res.Bad)
 	}
 	// The lower bound proves the measured window is the configured one;
-	// the upper is loose for a loaded CI machine.
-	if res.Seconds < 0.29 || res.Seconds > 5 {
+	// the upper catches a window that counted the warmup.
+	if res.Seconds < 0.29 || res.Seconds > 0.39 { // 0.4 and more: the 100ms warmup was counted
 		t.Errorf("Seconds = %v, want about 0.3", res.Seconds)
 	}
 }
