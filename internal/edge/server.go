@@ -71,8 +71,10 @@ type Server struct {
 	extra    map[string]http.Handler
 	handler  http.Handler
 	metricsH http.Handler
-	ready    atomic.Pointer[string] // nil or "": ready; otherwise why not
-	recs     sync.Pool
+	ready    atomic.Pointer[string] // nil: ready; otherwise what is not
+	// notReadyCause is the last cause logged, so a changed one is logged too.
+	notReadyCause atomic.Pointer[string]
+	recs          sync.Pool
 }
 
 // New builds the server from a validated config: keys, signers,
@@ -266,11 +268,14 @@ func (s *Server) CheckReady(ctx context.Context) error {
 	err := errors.Join(errs...)
 	if err == nil {
 		s.ready.Store(nil)
+		s.notReadyCause.Store(nil)
 		return nil
 	}
 	msg := "credentials unavailable for: " + strings.Join(failed, ", ") + " (causes in the log)"
-	if prev := s.ready.Load(); prev == nil || *prev != msg {
-		s.log.Warn("not ready", zap.String("cause", Redact(err.Error())))
+	// Logged when the cause changes, not on every check.
+	cause := Redact(err.Error())
+	if prev := s.notReadyCause.Swap(&cause); prev == nil || *prev != cause {
+		s.log.Warn("not ready", zap.String("cause", cause))
 	}
 	s.ready.Store(&msg)
 	return err
