@@ -72,6 +72,7 @@ type key struct {
 type Verifier struct {
 	parser *jwt.Parser
 	byAlg  map[string]jwt.VerificationKeySet
+	anon   map[string]jwt.VerificationKeySet // keys configured without an id
 	byID   map[string]key
 	cache  *cache.Expiring[string, *Claims]
 	now    func() time.Time
@@ -86,6 +87,7 @@ func NewVerifier(cfg Config, now func() time.Time) (*Verifier, error) {
 	}
 	v := &Verifier{
 		byAlg:  map[string]jwt.VerificationKeySet{},
+		anon:   map[string]jwt.VerificationKeySet{},
 		byID:   map[string]key{},
 		now:    now,
 		issuer: cfg.Issuer,
@@ -98,6 +100,10 @@ func NewVerifier(cfg Config, now func() time.Time) (*Verifier, error) {
 		}
 		if kc.ID != "" {
 			v.byID[kc.ID] = key{id: kc.ID, alg: kc.Alg, key: k}
+		} else {
+			a := v.anon[kc.Alg]
+			a.Keys = append(a.Keys, k)
+			v.anon[kc.Alg] = a
 		}
 		set, seen := v.byAlg[kc.Alg]
 		if !seen {
@@ -152,11 +158,16 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 		if !ok && v.jwks != nil {
 			k, ok = v.jwks.lookup(context.Background(), kid)
 		}
-		if !ok && len(v.byID) == 0 && v.jwks == nil {
-			// Keys configured without ids: many JWT libraries set a kid
-			// anyway, so the kid cannot select and the algorithm's keys
-			// are tried, as for a token without one.
-			return v.keysFor(alg)
+		if !ok && v.anon[alg].Keys != nil {
+			// Many JWT libraries set a kid whatever the verifier knows:
+			// a kid no key is named by falls back to the keys of its
+			// algorithm configured without an id (so adding a named key
+			// during a rotation does not refuse the unnamed one's tokens).
+			set := v.anon[alg]
+			if len(set.Keys) == 1 {
+				return set.Keys[0], nil
+			}
+			return set, nil
 		}
 		if !ok {
 			return nil, errUnknownKID
