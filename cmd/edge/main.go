@@ -5,6 +5,7 @@
 //	edge demo [-listen ADDR]
 //	edge token -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
 //	edge presign -config FILE REF
+//	edge check -config FILE
 package main
 
 import (
@@ -33,6 +34,7 @@ usage:
   edge demo    [-listen ADDR]                     serve bundled sample images; open /demo
   edge token   -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
   edge presign -config FILE REF                   REF is SOURCE/KEY or a storage URL
+  edge check   -config FILE                       validate the config, probe every source; exit 1 on problems
 `
 
 func main() {
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = token(args[1:], stdout, stderr)
 	case "presign":
 		err = presign(ctx, args[1:], stdout, stderr)
+	case "check":
+		err = check(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -224,5 +228,46 @@ func presign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stdout, u)
+	return nil
+}
+
+// errCheckFailed makes `edge check` exit 1 after printing its report.
+var errCheckFailed = errors.New("problems found (marked FAIL above)")
+
+func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", stderr)
+	cfgPath := fs.String("config", "", "config file (default $EDGE_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "config: ok (%d sources)\n", len(cfg.Sources))
+	srv, err := edge.New(ctx, cfg, edge.Options{Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	failed := false
+	if err := srv.CheckAuth(ctx); err != nil {
+		failed = true
+		fmt.Fprintf(stdout, "auth: FAIL\n  x %s\n", edge.Redact(err.Error()))
+	}
+	for _, r := range srv.CheckSources(ctx) {
+		verdict := "ok"
+		if r.Failed() {
+			verdict, failed = "FAIL", true
+		}
+		fmt.Fprintf(stdout, "source %s (%s): %s\n", r.Source, r.Summary, verdict)
+		for _, f := range r.Findings {
+			mark := map[edge.Level]string{edge.OK: "ok", edge.Warning: "!", edge.Problem: "x"}[f.Level]
+			fmt.Fprintf(stdout, "  %-2s %s\n", mark, f.Message)
+		}
+	}
+	if failed {
+		return errCheckFailed
+	}
 	return nil
 }
