@@ -111,12 +111,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	return runServer(ctx, cfg, edge.Options{}, stderr, func(ln net.Listener, log *zap.Logger) {
+		log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Int("sources", len(cfg.Sources)))
+	})
+}
+
+// runServer builds the logger and the server, listens, calls started,
+// and serves until ctx ends (SIGTERM, SIGINT); serve and demo share it.
+func runServer(ctx context.Context, cfg *edge.Config, opts edge.Options, stderr io.Writer, started func(net.Listener, *zap.Logger)) error {
 	log, err := edge.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	srv, err := edge.New(ctx, cfg, edge.Options{Logger: log})
+	opts.Logger = log
+	srv, err := edge.New(ctx, cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -125,7 +134,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Int("sources", len(cfg.Sources)))
+	started(ln, log)
 	return srv.Run(ctx, ln)
 }
 
@@ -144,28 +153,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := edge.NewLogger(cfg.Log, stderr)
-	if err != nil {
-		return err
-	}
-	defer log.Sync()
-	srv, err := edge.New(ctx, cfg, edge.Options{
-		Logger: log,
+	opts := edge.Options{
 		FileFS: edge.DemoFS(),
 		Extra:  map[string]http.Handler{"/demo": edge.DemoPage(tok, ttl), "/": http.RedirectHandler("/demo", http.StatusFound)},
+	}
+	return runServer(ctx, cfg, opts, stderr, func(ln net.Listener, _ *zap.Logger) {
+		base := "http://" + ln.Addr().String()
+		fmt.Fprintf(stdout, "edge demo listening on %s\n\n  open:   %s/demo\n  token:  %s\n  try:    curl -i '%s/v1/s/%s/gradient.png?token=%s'\n\n(access logs follow on stderr; Ctrl-C stops)\n",
+			base, base, tok, base, edge.DemoRedirect, tok)
 	})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
-	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "edge demo listening on %s\n\n  open:   %s/demo\n  token:  %s\n  try:    curl -i '%s/v1/s/%s/gradient.png?token=%s'\n\n(access logs follow on stderr; Ctrl-C stops)\n",
-		base, base, tok, base, edge.DemoRedirect, tok)
-	return srv.Run(ctx, ln)
 }
 
 type grantList []auth.Grant
