@@ -94,15 +94,7 @@ func TestJWKS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := v.Verify(tc.tok)
-			got := ""
-			if ae, ok := err.(*Error); ok {
-				got = ae.Code
-			} else if err != nil {
-				t.Fatalf("got %T %v, want *Error", err, err)
-			}
-			if got != tc.code {
-				t.Errorf("got code %q (%v), want %q", got, err, tc.code)
-			}
+			wantCode(t, err, tc.code)
 		})
 	}
 

@@ -40,15 +40,21 @@ func TestKidFallsBackToUnnamedKeys(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := v.Verify(tc.tok)
-			got := ""
-			if ae, ok := err.(*Error); ok {
-				got = ae.Code
-			} else if err != nil {
-				t.Fatalf("got %T %v", err, err)
-			}
-			if got != tc.code {
-				t.Errorf("got code %q (%v), want %q", got, err, tc.code)
-			}
+			wantCode(t, err, tc.code)
 		})
+	}
+}
+
+// wantCode fails t unless err is an *Error with code, or nil for "".
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	got := ""
+	if ae, ok := err.(*Error); ok {
+		got = ae.Code
+	} else if err != nil {
+		t.Fatalf("got %T %v, want *Error", err, err)
+	}
+	if got != code {
+		t.Errorf("got code %q (%v), want %q", got, err, code)
 	}
 }

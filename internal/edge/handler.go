@@ -174,17 +174,27 @@ func readMethod(w http.ResponseWriter, r *http.Request) error {
 	return errMethod
 }
 
+// readRef checks the method and parses an object reference (the path after
+// /v1/s/ or /v1/f/), noting the source for the log.
+func readRef(w *recorder, r *http.Request, ref string) (name, key string, err error) {
+	if err := readMethod(w, r); err != nil {
+		return "", "", err
+	}
+	name, key, err = parseRef(ref)
+	if err != nil {
+		return "", "", newError(http.StatusBadRequest, "bad_reference", "malformed reference: "+err.Error(), nil)
+	}
+	w.source = name
+	return name, key, nil
+}
+
 // serveObject answers /v1/s/{source}/{key...}: the request's whole story,
 // cheap checks first, cryptography second, network last.
 func (s *Server) serveObject(w *recorder, r *http.Request, ref string) error {
-	if err := readMethod(w, r); err != nil {
+	name, key, err := readRef(w, r, ref)
+	if err != nil {
 		return err
 	}
-	name, key, err := parseRef(ref)
-	if err != nil {
-		return newError(http.StatusBadRequest, "bad_reference", "malformed reference: "+err.Error(), nil)
-	}
-	w.source = name
 	claims, err := s.authenticate(w, r)
 	if err != nil {
 		return err
@@ -381,14 +391,10 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 // serveSignedFile answers /v1/f/{source}/{key...}?exp=…&sig=…: a URL the
 // edge signed for a file source in redirect mode; no token needed.
 func (s *Server) serveSignedFile(w *recorder, r *http.Request, ref string) error {
-	if err := readMethod(w, r); err != nil {
+	name, key, err := readRef(w, r, ref)
+	if err != nil {
 		return err
 	}
-	name, key, err := parseRef(ref)
-	if err != nil {
-		return newError(http.StatusBadRequest, "bad_reference", "malformed reference: "+err.Error(), nil)
-	}
-	w.source = name
 	src, ok := s.sources[name]
 	if !ok || src.file == nil {
 		return errUnknownSource
