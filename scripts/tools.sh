@@ -6,13 +6,15 @@
 #   .tools/azurite/node_modules  Azure Blob emulator   (npm)
 #   chromium nginx-light wrk     browser, proxy, load  (apt, Debian 12)
 #   gcc libc6-dev                cgo, for go test -race (apt)
+#   postgresql redis-server      connection store, fleet limits (apt; tests start their own)
+#   ffmpeg libimage-exiftool-perl  asset-check oracles and fixtures (apt)
 # .tools/ is git-ignored. Fails loudly when something cannot be installed.
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 AZURITE_VERSION=3.37.0
-APT_PACKAGES=(chromium nginx-light wrk gcc libc6-dev)
+APT_PACKAGES=(chromium nginx-light wrk gcc libc6-dev postgresql redis-server ffmpeg libimage-exiftool-perl)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
