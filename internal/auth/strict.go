@@ -4,7 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -44,14 +47,22 @@ func checkHeader(token string) error {
 	if d.peek() != '{' {
 		return nil
 	}
-	return d.object(func(name string) error {
-		if name == "crit" {
+	var it members
+	d.open(&it, '{')
+	for {
+		name, more, err := d.member(&it)
+		if err != nil || !more {
+			return err
+		}
+		if string(name) == "crit" {
 			// RFC 7515 section 4.1.11: the edge understands no extension,
 			// so a token that requires one is refused.
 			return shapeErr("the header has crit")
 		}
-		return d.skip(1)
-	})
+		if err := d.skip(1); err != nil {
+			return err
+		}
+	}
 }
 
 // UnmarshalJSON decodes the claims exactly as the issuer wrote them, where
@@ -59,10 +70,11 @@ func checkHeader(token string) error {
 // of duplicated members: a name is matched case-sensitively, so "EXP",
 // "GRANTS" or "Prefix" are unknown members and ignored; a duplicated
 // member anywhere refuses the claims; exp, nbf and iat must be JSON numbers
-// (a string such as "9999999999" is refused); iss, sub and jti strings; aud a
-// string or a list of strings; grants a list of objects. iss, sub, jti,
-// aud and grants may be null, read as absent. exp being present is checked by the jwt validator (code
-// token_invalid), as before.
+// (a string such as "9999999999", or null, is refused); iss, sub and jti
+// strings; aud a string or a list of strings; grants a list of objects.
+// iss, sub, jti, aud and grants may be null, read as absent. exp being
+// present is checked by the jwt validator (code token_invalid), as before.
+// Strings must be UTF-8.
 //
 // Every grant must carry both source and prefix, as strings. A grant
 // without prefix refuses the whole token rather than being dropped:
@@ -80,21 +92,26 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	if d.peek() != '{' {
 		return shapeErr("the claims are not an object")
 	}
-	return d.object(func(name string) error {
-		var err error
-		switch name {
+	var it members
+	d.open(&it, '{')
+	for {
+		name, more, err := d.member(&it)
+		if err != nil || !more {
+			return err
+		}
+		switch string(name) {
 		case "exp":
-			c.ExpiresAt, err = d.numericDate(name)
+			c.ExpiresAt, err = d.numericDate("exp")
 		case "nbf":
-			c.NotBefore, err = d.numericDate(name)
+			c.NotBefore, err = d.numericDate("nbf")
 		case "iat":
-			c.IssuedAt, err = d.numericDate(name)
+			c.IssuedAt, err = d.numericDate("iat")
 		case "iss":
-			c.Issuer, err = d.optStr(name)
+			c.Issuer, err = d.optStr("iss")
 		case "sub":
-			c.Subject, err = d.optStr(name)
+			c.Subject, err = d.optStr("sub")
 		case "jti":
-			c.ID, err = d.optStr(name)
+			c.ID, err = d.optStr("jti")
 		case "aud":
 			err = d.audience(&c.Audience)
 		case "grants":
@@ -102,8 +119,10 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 		default:
 			err = d.skip(1)
 		}
-		return err
-	})
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // maxDepth bounds nesting; encoding/json's own limit is 10000.
@@ -111,10 +130,22 @@ const maxDepth = 10000
 
 // strictDecoder walks one JSON value held whole in b. Its input has been
 // checked by json.Valid (or json.Unmarshal) first, but it checks what it
-// relies on, so malformed input is an error, never a panic.
+// relies on, so malformed input is an error, never a panic. It allocates
+// only for escaped strings, for the values it returns, and for objects of
+// more than len(members.buf) members.
 type strictDecoder struct {
 	b []byte
 	i int
+}
+
+// members is the state of one object or array walk: whether the next
+// member is the first, and the member names seen so far.
+type members struct {
+	started bool
+	close   byte
+	n       int
+	buf     [12][]byte
+	m       map[string]struct{}
 }
 
 var errSyntax = shapeErr("invalid JSON")
@@ -137,87 +168,96 @@ func (d *strictDecoder) ws() {
 	}
 }
 
-// object walks an object at d.i, calling member for each member name with
-// d.i at its value; member must consume the value. A name seen twice (after
-// unescaping) is an error.
-func (d *strictDecoder) object(member func(name string) error) error {
-	if d.peek() != '{' {
-		return errSyntax
+// open starts walking the object ('{') or array ('[') at d.i, which the
+// caller has checked starts with delim.
+func (d *strictDecoder) open(it *members, delim byte) {
+	d.i++
+	it.close = delim + 2 // '}' or ']'
+}
+
+// more reports whether the walk has another member or element, consuming
+// the separator before it or the closing delimiter after the last.
+func (d *strictDecoder) more(it *members) (bool, error) {
+	d.ws()
+	if d.peek() == it.close {
+		if it.started && d.b[d.i-1] == ',' {
+			return false, errSyntax
+		}
+		d.i++
+		return false, nil
+	}
+	if it.started {
+		if d.peek() != ',' {
+			return false, errSyntax
+		}
+		d.i++
+		d.ws()
+	}
+	it.started = true
+	if d.i >= len(d.b) {
+		return false, errSyntax
+	}
+	return true, nil
+}
+
+// member reads the next member name of an object walk, leaving d.i at its
+// value, which the caller must consume. A name seen before in this object
+// (after unescaping) is an error.
+func (d *strictDecoder) member(it *members) (name []byte, more bool, err error) {
+	if more, err = d.more(it); !more || err != nil {
+		return nil, more, err
+	}
+	if name, err = d.rawString(); err != nil {
+		return nil, false, err
+	}
+	if it.m != nil {
+		if _, dup := it.m[string(name)]; dup {
+			return nil, false, shapeErr("a member is duplicated")
+		}
+		it.m[string(name)] = struct{}{}
+	} else {
+		// Claims and grants have a handful of members: a list compares
+		// faster than a map builds.
+		for _, s := range it.buf[:it.n] {
+			if string(s) == string(name) {
+				return nil, false, shapeErr("a member is duplicated")
+			}
+		}
+		if it.n < len(it.buf) {
+			it.buf[it.n] = name
+			it.n++
+		} else {
+			it.m = make(map[string]struct{}, 2*len(it.buf))
+			for _, s := range it.buf {
+				it.m[string(s)] = struct{}{}
+			}
+			it.m[string(name)] = struct{}{}
+		}
+	}
+	d.ws()
+	if d.peek() != ':' {
+		return nil, false, errSyntax
 	}
 	d.i++
 	d.ws()
-	if d.peek() == '}' {
-		d.i++
-		return nil
-	}
-	// Claims and grants have a handful of members: a list compares
-	// faster than a map builds.
-	var seenBuf [16]string
-	seen := seenBuf[:0]
-	var seenMap map[string]struct{}
-	for {
-		d.ws()
-		name, err := d.rawString()
-		if err != nil {
-			return err
-		}
-		if seenMap != nil {
-			if _, dup := seenMap[name]; dup {
-				return shapeErr("a member is duplicated")
-			}
-			seenMap[name] = struct{}{}
-		} else {
-			for _, s := range seen {
-				if s == name {
-					return shapeErr("a member is duplicated")
-				}
-			}
-			if len(seen) < cap(seen) {
-				seen = append(seen, name)
-			} else {
-				seenMap = make(map[string]struct{}, 2*len(seen))
-				for _, s := range seen {
-					seenMap[s] = struct{}{}
-				}
-				seenMap[name] = struct{}{}
-			}
-		}
-		d.ws()
-		if d.peek() != ':' {
-			return errSyntax
-		}
-		d.i++
-		d.ws()
-		if err := member(name); err != nil {
-			return err
-		}
-		d.ws()
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return nil
-		default:
-			return errSyntax
-		}
-	}
+	return name, true, nil
 }
 
-// rawString reads a string at d.i and returns it unescaped.
-func (d *strictDecoder) rawString() (string, error) {
+// rawString reads a string at d.i and returns it unescaped: a slice of the
+// input when it holds no escape.
+func (d *strictDecoder) rawString() ([]byte, error) {
 	start, end, escaped, err := d.stringSpan()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if !escaped {
-		return string(d.b[start+1 : end-1]), nil
+		return d.b[start+1 : end-1], nil
 	}
 	var s string
 	if err := json.Unmarshal(d.b[start:end], &s); err != nil {
-		return "", errSyntax
+		return nil, errSyntax
 	}
-	return s, nil
+	return []byte(s), nil
 }
 
 // stringSpan skips a string at d.i, returning its span with the quotes.
@@ -244,7 +284,8 @@ func (d *strictDecoder) str(name string) (string, error) {
 	if d.peek() != '"' {
 		return "", shapeErr("%s is not a string", name)
 	}
-	return d.rawString()
+	b, err := d.rawString()
+	return string(b), err
 }
 
 // optStr reads a member's value that must be a string or null (absent).
@@ -255,12 +296,9 @@ func (d *strictDecoder) optStr(name string) (string, error) {
 	return d.str(name)
 }
 
-// numericDate reads a member's value that must be a JSON number.
-func (d *strictDecoder) numericDate(name string) (*jwt.NumericDate, error) {
+// number consumes a number at d.i and returns its text.
+func (d *strictDecoder) number() []byte {
 	start := d.i
-	if c := d.peek(); c != '-' && (c < '0' || c > '9') {
-		return nil, shapeErr("%s is not a number", name)
-	}
 	for d.i < len(d.b) {
 		c := d.b[d.i]
 		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
@@ -269,39 +307,59 @@ func (d *strictDecoder) numericDate(name string) (*jwt.NumericDate, error) {
 		}
 		break
 	}
-	n := new(jwt.NumericDate)
-	if err := n.UnmarshalJSON(d.b[start:d.i]); err != nil {
+	return d.b[start:d.i]
+}
+
+// numericDate reads a member's value that must be a JSON number, as
+// jwt.NumericDate reads one (seconds, fractions kept to TimePrecision).
+func (d *strictDecoder) numericDate(name string) (*jwt.NumericDate, error) {
+	if c := d.peek(); c != '-' && (c < '0' || c > '9') {
+		return nil, shapeErr("%s is not a number", name)
+	}
+	f, err := strconv.ParseFloat(string(d.number()), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		// Out of range (1e400) or not a number after all.
 		return nil, shapeErr("%s is not a usable number", name)
 	}
-	return n, nil
+	round, frac := math.Modf(f)
+	return jwt.NewNumericDate(time.Unix(int64(round), int64(frac*1e9))), nil
 }
 
 // audience reads aud: a string, a list of strings, or null (absent).
 func (d *strictDecoder) audience(aud *jwt.ClaimStrings) error {
-	if d.literal("null") {
-		return nil
-	}
 	switch d.peek() {
+	case 'n':
+		if d.literal("null") {
+			return nil
+		}
 	case '"':
-		s, err := d.rawString()
+		s, err := d.str("aud")
 		if err != nil {
 			return err
 		}
 		*aud = jwt.ClaimStrings{s}
 		return nil
 	case '[':
-	default:
-		return shapeErr("aud is not a string or a list of strings")
+		list := jwt.ClaimStrings{}
+		var it members
+		d.open(&it, '[')
+		for {
+			more, err := d.more(&it)
+			if err != nil {
+				return err
+			}
+			if !more {
+				*aud = list
+				return nil
+			}
+			s, err := d.str("an aud entry")
+			if err != nil {
+				return err
+			}
+			list = append(list, s)
+		}
 	}
-	list := jwt.ClaimStrings{}
-	err := d.array(func() error {
-		s, err := d.str("an aud entry")
-		list = append(list, s)
-		return err
-	})
-	*aud = list
-	return err
+	return shapeErr("aud is not a string or a list of strings")
 }
 
 // grants reads the grants list (null: no grants).
@@ -313,15 +371,29 @@ func (d *strictDecoder) grants() ([]Grant, error) {
 		return nil, shapeErr("grants is not a list")
 	}
 	var gs []Grant
-	err := d.array(func() error {
+	var list members
+	d.open(&list, '[')
+	for {
+		more, err := d.more(&list)
+		if err != nil || !more {
+			return gs, err
+		}
 		if d.peek() != '{' {
-			return shapeErr("a grant is not an object")
+			return nil, shapeErr("a grant is not an object")
 		}
 		var g Grant
 		var hasSource, hasPrefix bool
-		err := d.object(func(name string) error {
-			var err error
-			switch name {
+		var it members
+		d.open(&it, '{')
+		for {
+			name, more, err := d.member(&it)
+			if err != nil {
+				return nil, err
+			}
+			if !more {
+				break
+			}
+			switch string(name) {
 			case "source":
 				g.Source, err = d.str("a grant's source")
 				hasSource = true
@@ -331,46 +403,14 @@ func (d *strictDecoder) grants() ([]Grant, error) {
 			default:
 				err = d.skip(3)
 			}
-			return err
-		})
-		if err != nil {
-			return err
+			if err != nil {
+				return nil, err
+			}
 		}
 		if !hasSource || !hasPrefix {
-			return shapeErr("a grant lacks source or prefix")
+			return nil, shapeErr("a grant lacks source or prefix")
 		}
 		gs = append(gs, g)
-		return nil
-	})
-	return gs, err
-}
-
-// array walks an array at d.i, calling elem with d.i at each element.
-func (d *strictDecoder) array(elem func() error) error {
-	if d.peek() != '[' {
-		return errSyntax
-	}
-	d.i++
-	d.ws()
-	if d.peek() == ']' {
-		d.i++
-		return nil
-	}
-	for {
-		d.ws()
-		if err := elem(); err != nil {
-			return err
-		}
-		d.ws()
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return nil
-		default:
-			return errSyntax
-		}
 	}
 }
 
@@ -391,9 +431,29 @@ func (d *strictDecoder) skip(depth int) error {
 	}
 	switch c := d.peek(); {
 	case c == '{':
-		return d.object(func(string) error { return d.skip(depth + 1) })
+		var it members
+		d.open(&it, '{')
+		for {
+			_, more, err := d.member(&it)
+			if err != nil || !more {
+				return err
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+		}
 	case c == '[':
-		return d.array(func() error { return d.skip(depth + 1) })
+		var it members
+		d.open(&it, '[')
+		for {
+			more, err := d.more(&it)
+			if err != nil || !more {
+				return err
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+		}
 	case c == '"':
 		_, _, _, err := d.stringSpan()
 		return err
@@ -410,14 +470,7 @@ func (d *strictDecoder) skip(depth int) error {
 			return nil
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
-		for d.i < len(d.b) {
-			c := d.b[d.i]
-			if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-				d.i++
-				continue
-			}
-			break
-		}
+		d.number()
 		return nil
 	}
 	return errSyntax
