@@ -108,6 +108,9 @@ func strictCases() []struct {
 		{"grant without source", hsHeader, rawClaims(`"grants":[{"prefix":""}]`, "grants"), "token_malformed", nil},
 		{"already refused: grant source not a string", hsHeader, rawClaims(`"grants":[{"source":7,"prefix":""}]`, "grants"), "token_malformed", nil},
 		{"already refused: grant not an object", hsHeader, rawClaims(`"grants":["customer-a"]`, "grants"), "token_malformed", nil},
+		{"already refused: claims null (no exp)", hsHeader, "null", "token_invalid", nil},
+		{"already refused: claims a string", hsHeader, `"x"`, "token_malformed", nil},
+		{"crit null is still crit", `{"alg":"HS256","crit":null}`, rawClaims(""), "token_malformed", nil},
 		// Controls: what the rules keep accepting.
 		{"control: as written", hsHeader, rawClaims(""), "", ourGrant},
 		{"control: empty prefix covers the source", hsHeader, rawClaims(`"grants":[{"source":"customer-b","prefix":"","note":{"x":1}}]`, "grants"), "", []Grant{{"customer-b", ""}}},
