@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,16 @@ func FuzzVerify(f *testing.F) {
 	} {
 		f.Add(tok)
 	}
+	// The hardening issue's attacks, signed with secret1: refused, except
+	// the controls and the case variants that leave the real claims
+	// standing (the claims as read are checked below).
+	for _, tt := range strictCases() {
+		tok := signRaw(f, tt.header, tt.claims)
+		if tt.code == "" {
+			signed[tok] = true
+		}
+		f.Add(tok)
+	}
 	now := func() time.Time { return t0 }
 	f.Fuzz(func(t *testing.T, tok string) {
 		// A fresh Verifier each time: a token is judged on its own, not
@@ -68,6 +79,20 @@ func FuzzVerify(f *testing.F) {
 			}
 			if c == nil || hit {
 				t.Fatalf("got claims %v, hit %v; want claims from a fresh verification", c, hit)
+			}
+			// The claims as read break no rule, by an independent reader.
+			h, rest, _ := strings.Cut(tok, ".")
+			p, _, _ := strings.Cut(rest, ".")
+			hb, err1 := base64.RawURLEncoding.DecodeString(h)
+			pb, err2 := base64.RawURLEncoding.DecodeString(p)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("accepted a token whose segments do not decode")
+			}
+			if err := oracleHeader(hb); err != nil {
+				t.Fatalf("accepted a token whose header breaks a rule: %v", err)
+			}
+			if err := oracleClaims(pb, c); err != nil {
+				t.Fatalf("accepted a token whose claims break a rule: %v", err)
 			}
 			return
 		}

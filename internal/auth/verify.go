@@ -241,6 +241,14 @@ func (v *Verifier) Verify(token string) (*Claims, bool, error) {
 			return c, true, nil
 		}
 	}
+	// The header is read by jwt into a map, which keeps the last of
+	// duplicated members and ignores crit: check its raw JSON first. The
+	// claims are checked as they decode (Claims.UnmarshalJSON). Either
+	// refusal comes before the signature is checked, and nothing refused
+	// reaches the cache.
+	if err := checkHeader(token); err != nil {
+		return nil, false, classify(err)
+	}
 	c := new(Claims)
 	if t, err := v.parser.ParseWithClaims(token, c, v.keyFunc); err != nil {
 		// The parser refuses an alg outside WithValidMethods as a bad
@@ -280,6 +288,8 @@ func classify(err error) *Error {
 		code, msg = "token_unknown_key", "the token's kid names no configured key"
 	case errors.Is(err, errAlgorithm), errors.Is(err, errKIDAlgMatch):
 		code, msg = "token_bad_algorithm", "the token's algorithm is not accepted"
+	case errors.Is(err, errShape):
+		code, msg = "token_malformed", "the token's header or claims are not written as required (case-sensitive names, no duplicated member, no crit, numeric exp, grants with source and prefix)"
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		code, msg = "token_malformed", "the token is not a well-formed JWT"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

@@ -57,7 +57,7 @@ func TestVerify(t *testing.T) {
 	valid := hs(claims())
 	h, p, _ := strings.Cut(valid, ".")
 	p, sig, _ := strings.Cut(p, ".")
-	tampered := h + "." + b64(`{"iss":"`+testIssuer+`","aud":"edge","exp":9999999999,"grants":[{"source":"customer-a"}]}`) + "." + sig
+	tampered := h + "." + b64(`{"iss":"`+testIssuer+`","aud":"edge","exp":9999999999,"grants":[{"source":"customer-a","prefix":""}]}`) + "." + sig
 	// lastBits flips the unused low bits of the signature's last character:
 	// the same signature bytes under a lenient decoder.
 	lastBits := valid[:len(valid)-1] + string(alphabet[strings.IndexByte(alphabet, valid[len(valid)-1])^1])
