@@ -135,6 +135,7 @@ func Check(ctx context.Context, src Source, opts CheckOptions) CheckResult {
 	}
 	client := *base
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	src.Config.Defaults()
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	c := &checker{src: src, opts: opts, client: &client}
