@@ -139,7 +139,11 @@ func TestCheckVersity(t *testing.T) {
 		{"healthy", s3Source("good", v.Endpoint, "good-bucket", v.AccessKey, v.SecretKey), [][3]string{
 			{StepConfig, StatusOK, ""}, {StepCredentials, StatusOK, ""}, {StepReachable, StatusOK, ""}, {StepRead, StatusOK, ""},
 			{StepList, StatusSkipped, ""}, {StepKMS, StatusSkipped, ""}, {StepCORS, StatusOK, ""}}, true, 0},
-		{"healthy, syncs", func() Source { s := s3Source("good", v.Endpoint, "good-bucket", v.AccessKey, v.SecretKey); s.Sync = true; return s }(), [][3]string{
+		{"healthy, syncs", func() Source {
+			s := s3Source("good", v.Endpoint, "good-bucket", v.AccessKey, v.SecretKey)
+			s.Sync = true
+			return s
+		}(), [][3]string{
 			{StepRead, StatusOK, ""}, {StepList, StatusOK, ""}, {StepCORS, StatusOK, ""}}, true, 0},
 		{"wrong secret", s3Source("badsecret", v.Endpoint, "good-bucket", v.AccessKey, "wrong-secret-key-0123456789"), [][3]string{
 			{StepReachable, StatusOK, ""}, {StepRead, StatusFail, CodeSignatureMismatch}, {StepCORS, StatusSkipped, ""}}, false, 0},
@@ -165,7 +169,11 @@ func TestCheckVersity(t *testing.T) {
 			{StepReachable, StatusFail, CodeUnreachable}, {StepRead, StatusSkipped, ""}}, false, 0},
 		{"hung port", s3Source("hung", "http://"+hung.Addr().String(), "good-bucket", v.AccessKey, v.SecretKey), [][3]string{
 			{StepReachable, StatusFail, CodeTimeout}}, false, 3 * time.Second},
-		{"invalid spec", func() Source { s := s3Source("bad", v.Endpoint, "", v.AccessKey, v.SecretKey); s.Prefix = "images"; return s }(), [][3]string{
+		{"invalid spec", func() Source {
+			s := s3Source("bad", v.Endpoint, "", v.AccessKey, v.SecretKey)
+			s.Prefix = "images"
+			return s
+		}(), [][3]string{
 			{StepConfig, StatusFail, CodeConfigInvalid}, {StepCredentials, StatusSkipped, ""}}, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -236,4 +244,3 @@ func TestCheckDottedVirtual(t *testing.T) {
 		})
 	}
 }
-
