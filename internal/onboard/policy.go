@@ -197,7 +197,7 @@ func awsDocuments(ctx context.Context, src Source, opts PolicyOptions) ([]Docume
 	}
 	fmt.Fprintf(&perm, " It grants s3:GetObject on %s (%s)", objects, where)
 	if src.Sync {
-		fmt.Fprintf(&perm, ", s3:ListBucket of %s (the source syncs)", where)
+		fmt.Fprintf(&perm, ", s3:ListBucket %s (the source syncs)", listWhere(src))
 	}
 	if src.KMSKeyARN != "" {
 		perm.WriteString(", and kms:Decrypt on the bucket's SSE-KMS key; the key's own key policy must allow the account's IAM policies (the default key policy does)")
@@ -484,4 +484,11 @@ func azureDocuments(src Source, opts PolicyOptions) []Document {
 		docs = append(docs, Document{Kind: KindAzureCORS, Title: "Blob service CORS for redirect mode", Steps: c.String(), JSON: rule})
 	}
 	return docs
+}
+
+func listWhere(src Source) string {
+	if src.Prefix == "" {
+		return "of the whole bucket"
+	}
+	return "confined to the prefix " + src.Prefix + " by an s3:prefix condition"
 }
