@@ -351,6 +351,18 @@ func (c *checker) credentialError(err error) (code, msg, fix string) {
 	apiCode := ""
 	if errors.As(err, &ae) {
 		apiCode = sanitizeCode(ae.ErrorCode())
+		// MinIO's STS answers a bad signature or an unknown key with
+		// AccessDenied and says which in the message (AWS uses
+		// SignatureDoesNotMatch and InvalidClientTokenId); the message is
+		// read, never repeated.
+		if m := ae.ErrorMessage(); apiCode == "AccessDenied" {
+			switch {
+			case strings.Contains(m, "signature we calculated does not match"):
+				apiCode = "SignatureDoesNotMatch"
+			case strings.Contains(m, "Access Key Id you provided does not exist"):
+				apiCode = "InvalidAccessKeyId"
+			}
+		}
 	}
 	assume := c.src.Credentials.Type == "assume_role" || c.src.Credentials.Type == "web_identity"
 	switch {
