@@ -59,6 +59,8 @@ func TestCheckRecorded(t *testing.T) {
 			[][3]string{{StepKMS, StatusFail, CodeKMSDenied}}, nil},
 		{"assume role refused", s3Answer(404, nil, awsNoSuchKey), s3Answer(403, nil, stsAssumeDenied), nil,
 			[][3]string{{StepCredentials, StatusFail, CodeAssumeRoleDenied}, {StepReachable, StatusSkipped, ""}}, []string{KindAWSTrust}},
+		{"expired session at storage", s3Answer(400, nil, s3Expired), nil, nil,
+			[][3]string{{StepRead, StatusFail, CodeCredentialsExpired}}, nil},
 		{"expired base session", s3Answer(404, nil, awsNoSuchKey), s3Answer(400, nil, stsExpired), nil,
 			[][3]string{{StepCredentials, StatusFail, CodeCredentialsExpired}}, nil},
 	} {

@@ -54,6 +54,8 @@ const (
   </Error>
   <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
 </ErrorResponse>`
+	s3Expired = `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message><Token-0>FwoGZXIvYXdzEXAMPLE</Token-0><RequestId>1B2C3D4E5F6A7B8C</RequestId></Error>`
 	azureAuthFailed = `<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.
 RequestId:bb2b7e3f-601e-0029-5e1f-3f4f36000000
 Time:2026-11-30T10:00:00.0000000Z</Message><AuthenticationErrorDetail>Signature did not match. String to sign used was r</AuthenticationErrorDetail></Error>`
@@ -80,6 +82,7 @@ func TestParseStorageError(t *testing.T) {
 		{"signature", 403, nil, awsSignature, "SignatureDoesNotMatch", "", false, false},
 		{"sts assume denied", 403, nil, stsAssumeDenied, "AccessDenied", "", false, false},
 		{"sts expired", 400, nil, stsExpired, "ExpiredToken", "", false, false},
+		{"s3 expired", 400, nil, s3Expired, "ExpiredToken", "", false, false},
 		{"azure header wins", 403, http.Header{"X-Ms-Error-Code": {"AuthenticationFailed"}}, azureAuthFailed, "AuthenticationFailed", "", false, false},
 		{"azure HEAD: header only", 404, http.Header{"X-Ms-Error-Code": {"ContainerNotFound"}}, "", "ContainerNotFound", "", false, false},
 		{"gcs", 404, nil, gcsNoSuchBucket, "NoSuchBucket", "", false, false},
@@ -126,7 +129,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // never returns more of the body than a short code and region.
 func FuzzParseStorageError(f *testing.F) {
 	for _, b := range []string{awsNoSuchKey, awsPermanentRedirect, awsHeaderMalformed, awsQueryRegion, awsKMSDenied, awsKMSDisabled,
-		awsAccessDenied, awsSignature, stsAssumeDenied, stsExpired, azureAuthFailed, gcsNoSuchBucket, "", "<", "<Error><Code>"} {
+		awsAccessDenied, awsSignature, stsAssumeDenied, stsExpired, s3Expired, azureAuthFailed, gcsNoSuchBucket, "", "<", "<Error><Code>"} {
 		f.Add(403, "", "", b)
 	}
 	f.Add(301, "eu-west-1", "", "")
@@ -148,4 +151,12 @@ func FuzzParseStorageError(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkParseStorageError(b *testing.B) {
+	h := http.Header{"X-Amz-Bucket-Region": {"eu-west-1"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		ParseStorageError(403, h, strings.NewReader(awsKMSDenied))
+	}
 }
