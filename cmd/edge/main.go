@@ -5,7 +5,8 @@
 //	edge demo [-listen ADDR]
 //	edge token -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
 //	edge presign -config FILE REF
-//	edge check -config FILE
+//	edge check -config FILE [-source NAME] [-json]
+//	edge policy -config FILE [-json] SOURCE
 package main
 
 import (
@@ -34,7 +35,8 @@ usage:
   edge demo    [-listen ADDR]                     serve bundled sample images; open /demo
   edge token   -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
   edge presign -config FILE REF                   REF is SOURCE/KEY or a storage URL
-  edge check   -config FILE                       validate the config, probe every source; exit 1 on problems
+  edge check   -config FILE [-source NAME] [-json] validate the config, probe every source step by step; exit 1 on problems
+  edge policy  -config FILE [-json] SOURCE         what the customer pastes for SOURCE: policies, CORS, roles
 `
 
 func main() {
@@ -60,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = presign(ctx, args[1:], stdout, stderr)
 	case "check":
 		err = check(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = policy(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -224,46 +228,5 @@ func presign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stdout, u)
-	return nil
-}
-
-// errCheckFailed makes `edge check` exit 1 after printing its report.
-var errCheckFailed = errors.New("problems found (marked FAIL above)")
-
-func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
-	cfgPath := fs.String("config", "", "config file (default $EDGE_CONFIG)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "config: ok (%d sources)\n", len(cfg.Sources))
-	srv, err := edge.New(ctx, cfg, edge.Options{Logger: zap.NewNop()})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	failed := false
-	if err := srv.CheckAuth(ctx); err != nil {
-		failed = true
-		fmt.Fprintf(stdout, "auth: FAIL\n  x %s\n", edge.Redact(err.Error()))
-	}
-	for _, r := range srv.CheckSources(ctx) {
-		verdict := "ok"
-		if r.Failed() {
-			verdict, failed = "FAIL", true
-		}
-		fmt.Fprintf(stdout, "source %s (%s): %s\n", r.Source, r.Summary, verdict)
-		for _, f := range r.Findings {
-			mark := map[edge.Level]string{edge.OK: "ok", edge.Warning: "!", edge.Problem: "x"}[f.Level]
-			fmt.Fprintf(stdout, "  %-2s %s\n", mark, f.Message)
-		}
-	}
-	if failed {
-		return errCheckFailed
-	}
 	return nil
 }
