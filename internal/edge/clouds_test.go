@@ -395,7 +395,6 @@ func TestCloudReadiness(t *testing.T) {
 		t.Logf("%s: up %v, problem %q", st.Name, st.Up, st.Problem)
 	}
 
-
 	for _, src := range []string{"closed", "denied"} {
 		resp, body := e.get(t, "/v1/s/"+src+"/k.jpg", nil)
 		if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(`"credentials_unavailable"`)) {

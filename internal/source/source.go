@@ -77,11 +77,12 @@ func (c *Config) Validate(key string) []error {
 		bad("name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	for _, e := range c.Config.Validate(key) {
+		msg := hideQuoted(e.Error())
 		if key == "" {
 			// signer names its keys "PREFIX.key": a spec's root has none.
-			e = errors.New(strings.TrimPrefix(e.Error(), "."))
+			msg = strings.TrimPrefix(msg, ".")
 		}
-		errs = append(errs, e)
+		errs = append(errs, errors.New(msg))
 	}
 	switch c.Mode {
 	case ModeRedirect:
@@ -191,4 +192,15 @@ func ValidateKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// hideQuoted drops quoted text from a message: a value quoted with %q
+// (a secret pasted into the wrong key) never leaves Validate.
+func hideQuoted(msg string) string {
+	i := strings.IndexByte(msg, '"')
+	j := strings.LastIndexByte(msg, '"')
+	if i < 0 || j <= i {
+		return msg
+	}
+	return msg[:i] + "(value not shown)" + msg[j+1:]
 }
