@@ -69,15 +69,21 @@ type lineKey struct {
 // keyPaths maps every mapping key of doc to its full path (sources[1].bukket),
 // for naming unknown keys, and every line holding a value to the path of
 // that value, for naming type errors.
-func keyPaths(doc []byte, prefix string) (map[lineKey]string, map[int]string) {
+func keyPaths(doc []byte, prefix string) (map[lineKey]string, map[lineKey]string) {
 	var root yaml.Node
 	keys := map[lineKey]string{}
-	values := map[int]string{}
+	values := map[lineKey]string{} // by line and tag (!!str, !!seq, …): the first node there
 	if yaml.Unmarshal(doc, &root) != nil {
 		return keys, values
 	}
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
+		if path != "" && n.Kind != yaml.DocumentNode {
+			k := lineKey{n.Line, n.ShortTag()}
+			if _, ok := values[k]; !ok {
+				values[k] = path
+			}
+		}
 		switch n.Kind {
 		case yaml.DocumentNode:
 			for _, c := range n.Content {
@@ -95,9 +101,6 @@ func keyPaths(doc []byte, prefix string) (map[lineKey]string, map[int]string) {
 				walk(c, fmt.Sprintf("%s[%d]", path, i))
 			}
 		}
-		if _, ok := values[n.Line]; !ok && path != "" {
-			values[n.Line] = path
-		}
 	}
 	walk(&root, prefix)
 	return keys, values
@@ -114,13 +117,14 @@ func Join(prefix, key string) string {
 var (
 	reUnknown = regexp.MustCompile(`^line (\d+): field (\S+) not found in type`)
 	reType    = regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+)`)
+	reLine    = regexp.MustCompile(`^line (\d+):`)
 )
 
 // describe rewrites one yaml type error as "PATH: problem" without the
 // value yaml quotes ("cannot unmarshal !!str `s3cr3t` into int"): line
 // numbers refer to the expanded document, the path names the key in the
 // operator's file.
-func describe(msg string, keys map[lineKey]string, values map[int]string) string {
+func describe(msg string, keys map[lineKey]string, values map[lineKey]string) string {
 	if m := reUnknown.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		if p, ok := keys[lineKey{line, m[2]}]; ok {
@@ -135,16 +139,12 @@ func describe(msg string, keys map[lineKey]string, values map[int]string) string
 			want = typeName(msg[i+len(" into "):])
 		}
 		where := "line " + m[1]
-		if p, ok := values[line]; ok {
+		if p, ok := values[lineKey{line, m[2]}]; ok {
 			where = p
 		}
 		return where + ": wrong type: a " + kindName(m[2]) + " where " + want + " is wanted"
 	}
-	if m := regexp.MustCompile(`^line (\d+):`).FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		if p, ok := values[line]; ok {
-			return p + ": invalid value"
-		}
+	if m := reLine.FindStringSubmatch(msg); m != nil {
 		return "line " + m[1] + ": invalid value"
 	}
 	return "document: invalid value"
