@@ -13,8 +13,10 @@ for t in ffmpeg ffprobe exiftool; do
   command -v "$t" >/dev/null || { echo "fixtures.sh: $t missing: run \`make tools\` (apt-get install -y ffmpeg libimage-exiftool-perl)" >&2; exit 3; }
 done
 
+ffmpeg -hide_banner -version >/dev/null 2>&1 || { echo "fixtures.sh: ffmpeg does not run (install incomplete?): run \`make tools\`" >&2; exit 3; }
 ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
-has_enc() { ffmpeg -hide_banner -encoders 2>/dev/null | grep -q " $1 "; }
+encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null)
+has_enc() { grep -q " $1 " <<<"$encoders"; } # no pipe from ffmpeg: pipefail + grep -q's SIGPIPE
 src="testsrc2=size=320x240:rate=25"
 vid() { # vid NAME SECONDS ARGS...: an H.264/… video from a test pattern
   local name=$1 secs=$2; shift 2

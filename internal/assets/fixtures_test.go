@@ -114,23 +114,13 @@ func storedType(name string) string {
 	return "binary/octet-stream"
 }
 
-// rangeServer serves dir over HTTP honouring Range (http.ServeContent) and
-// counts the body bytes it sends, an independent count of what a check read.
+// rangeServer serves dir over HTTP honouring Range (http.ServeContent); its
+// requests and the body bytes received over it are an independent count of
+// what a check read.
 type rangeServer struct {
 	*httptest.Server
-	sent     atomic.Int64
+	received atomic.Int64 // body bytes the client side got
 	requests atomic.Int64
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (w countingWriter) Write(p []byte) (int, error) {
-	k, err := w.ResponseWriter.Write(p)
-	w.n.Add(int64(k))
-	return k, err
 }
 
 func newRangeServer(t testing.TB, dir string) *rangeServer {
@@ -144,16 +134,18 @@ func newRangeServer(t testing.TB, dir string) *rangeServer {
 		}
 		defer f.Close()
 		st, _ := f.Stat()
-		http.ServeContent(countingWriter{w, &rs.sent}, r, "", st.ModTime(), f)
+		http.ServeContent(w, r, "", st.ModTime(), f)
 	}))
+	rs.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 64 // keep-alive under Stream's concurrency
 	t.Cleanup(rs.Close)
 	return rs
 }
 
 // httpRange is the RangeReader of the tests: one GET with a Range header.
 type httpRange struct {
-	client *http.Client
-	url    string
+	client   *http.Client
+	url      string
+	received *atomic.Int64
 }
 
 func (h httpRange) ReadRange(ctx context.Context, off, n int64) ([]byte, error) {
@@ -170,7 +162,9 @@ func (h httpRange) ReadRange(ctx context.Context, off, n int64) ([]byte, error) 
 	if resp.StatusCode != http.StatusPartialContent {
 		return nil, fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, n))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, n))
+	h.received.Add(int64(len(b)))
+	return b, err
 }
 
 func (rs *rangeServer) object(name string) (Object, error) {
@@ -179,7 +173,7 @@ func (rs *rangeServer) object(name string) (Object, error) {
 		return Object{}, err
 	}
 	return Object{Key: name, Size: st.Size(), ContentType: storedType(name),
-		R: httpRange{client: rs.Client(), url: rs.URL + "/" + name}}, nil
+		R: httpRange{client: rs.Client(), url: rs.URL + "/" + name, received: &rs.received}}, nil
 }
 
 // Oracles.

@@ -77,8 +77,25 @@ func (c *Checker) checkImage(o *objReader, ck *Check) error {
 	case typeBMP:
 		decode = bmp.DecodeConfig
 	}
-	s := &stream{o: o, step: c.cfg.HeadSize}
-	cfg, err := decode(s)
+	var cfg image.Config
+	var err error
+	var orient int
+	if ck.Type == typeJPEG {
+		var head []byte
+		o.minFetch = 4 << 10 // segment headers past the head: read a little ahead
+		head, orient, err = jpegHead(o)
+		if err != nil {
+			return err
+		}
+		cfg, err = decode(bytes.NewReader(head))
+	} else {
+		cfg, err = decode(&stream{o: o, step: c.cfg.HeadSize})
+	}
+	var unsupported tiff.UnsupportedError
+	if ck.Type == typeTIFF && errors.As(err, &unsupported) {
+		// x/image/tiff decodes a subset of TIFF; the size is in IFD0 anyway.
+		cfg.Width, cfg.Height, err = tiffSize(o.at)
+	}
 	if err != nil {
 		return err
 	}
@@ -86,10 +103,7 @@ func (c *Checker) checkImage(o *objReader, ck *Check) error {
 		return errors.New("the image has no pixels")
 	}
 	ck.Width, ck.Height = cfg.Width, cfg.Height
-	var orient int
 	switch ck.Type {
-	case typeJPEG:
-		orient, err = jpegOrientation(o)
 	case typePNG:
 		orient, err = pngOrientation(o)
 	case typeWebP:
@@ -104,19 +118,23 @@ func (c *Checker) checkImage(o *objReader, ck *Check) error {
 	return nil
 }
 
-// jpegOrientation walks the JPEG markers up to the first SOFn or SOS and
-// parses the first APP1 "Exif" segment, wherever it sits among the APPn
-// segments (a JFIF APP0 or an Adobe APP14 may come first). Segments other
-// than APP1 are skipped by offset, never read.
-func jpegOrientation(o *objReader) (int, error) {
+// jpegHead walks the JPEG markers up to the first SOS and returns the
+// bytes jpeg.DecodeConfig needs (SOI, then every segment but the APPn and
+// COM it skips unread, through the SOS header) and the EXIF orientation from the
+// first APP1 "Exif" segment wherever it sits among the APPn segments (a JFIF
+// APP0 or an APP13 may come first). Skipped segments are jumped over by
+// their length, so a 500 KB ICC profile costs one 4-byte header read.
+func jpegHead(o *objReader) (head []byte, orient int, err error) {
+	head = []byte{0xFF, 0xD8}
 	off := int64(2)
+	exifSeen, sof := false, false
 	for i := 0; i < 1024; i++ {
 		h, err := o.at(off, 4)
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		if h[0] != 0xFF {
-			return 0, errors.New("JPEG marker expected")
+			return nil, 0, errors.New("JPEG marker expected")
 		}
 		m := h[1]
 		if m == 0xFF { // fill byte
@@ -127,29 +145,54 @@ func jpegOrientation(o *objReader) (int, error) {
 			off += 2
 			continue
 		}
-		if m == 0xDA || (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
-			return 0, nil // SOS or SOFn: EXIF would have come before
+		if m == 0xD9 {
+			return nil, 0, errors.New("JPEG ends before its first scan")
 		}
 		n := int64(binary.BigEndian.Uint16(h[2:4]))
 		if n < 2 {
-			return 0, errors.New("JPEG segment length below 2")
+			return nil, 0, errors.New("JPEG segment length below 2")
 		}
-		if m == 0xE1 && n >= 2+6+8 {
-			id, err := o.at(off+4, 6)
-			if err != nil {
-				return 0, err
+		if m == 0xDA { // SOS: DecodeConfig stops at its header
+			if !sof {
+				return nil, 0, errors.New("JPEG has no frame header before its scan")
 			}
-			if string(id) == "Exif\x00\x00" {
-				seg, err := o.at(off+4+6, n-2-6)
-				if err != nil {
-					return 0, err
+			return append(head, h...), orient, nil
+		}
+		sof = sof || (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
+		keep := true
+		switch {
+		case m == 0xE1 && !exifSeen && n >= 2+6+8:
+			keep = false
+			seg, err := o.at(off+4, n-2)
+			if err != nil {
+				return nil, 0, err
+			}
+			if string(seg[:6]) == "Exif\x00\x00" {
+				exifSeen = true
+				if orient, err = exifOrientation(bytes.Clone(seg)); err != nil {
+					return nil, 0, err
 				}
-				return exifOrientation(bytes.Clone(seg))
+			}
+		case m == 0xE0 || m == 0xEE:
+			// JFIF APP0 and Adobe APP14: DecodeConfig reads them (both are
+			// a few bytes); a big APP0 (a JFXX thumbnail) is skipped.
+			keep = n <= 64
+		case m >= 0xE1 && m <= 0xEF, m == 0xFE:
+			keep = false // other APPn and COM: DecodeConfig skips them unread
+		}
+		if keep {
+			seg, err := o.at(off, 2+n)
+			if err != nil {
+				return nil, 0, err
+			}
+			head = append(head, seg...)
+			if len(head) > 1<<20 {
+				return nil, 0, errors.New("JPEG tables larger than 1 MiB")
 			}
 		}
 		off += 2 + n
 	}
-	return 0, errors.New("too many JPEG segments")
+	return nil, 0, errors.New("too many JPEG segments")
 }
 
 // pngOrientation looks for an eXIf chunk before the first IDAT (PNG 3rd

@@ -32,6 +32,10 @@ type objReader struct {
 
 	win    []byte
 	winOff int64
+	// minFetch, when set, makes a fetch outside the window read at least
+	// this much (clipped to the object and the budget): walks that jump
+	// from header to header get the next few headers in the same request.
+	minFetch int64
 }
 
 // at returns exactly n bytes at off, fetching what the window lacks. The
@@ -53,7 +57,11 @@ func (o *objReader) at(off, n int64) ([]byte, error) {
 			return nil, err
 		}
 	} else {
-		if err := o.fetch(off, n, false); err != nil {
+		k := n
+		if o.minFetch > n {
+			k = min(o.minFetch, o.size-off, max(n, o.budget-o.read))
+		}
+		if err := o.fetch(off, k, false); err != nil {
 			return nil, err
 		}
 	}
