@@ -186,7 +186,6 @@ func isoType(brand string) string {
 	return typeMP4
 }
 
-
 // checkMP4 fills the video facts from ftyp and moov.
 func (c *Checker) checkMP4(o *objReader, ck *Check) error {
 	// A fragmented moov (with mvex) whose duration is not in mehd needs the

@@ -58,6 +58,7 @@ func TestAgainstOracles(t *testing.T) {
 			if obj.Size > 2*cfg.HeadSize && n >= obj.Size {
 				t.Errorf("read %d bytes of a %d-byte object: the whole object", n, obj.Size)
 			}
+			t.Logf("%-28s size %8d  read %7d B in %d requests", name, obj.Size, n, reqs)
 			ex := exif[name]
 			p := ffprobe(t, filepath.Join(dir, name))
 			got := codes(ck)
