@@ -13,7 +13,7 @@ import (
 // corpus (truncated to max bytes), when the tools are installed.
 func seedFixtures(f *testing.F, keep func(name string) bool, max int) {
 	f.Helper()
-	if os.Getenv("ASSETS_FUZZ_SEED") == "" {
+	if os.Getenv("ASSETS_FIXTURES") == "" {
 		return // plain `go test` runs the seeds above without generating fixtures
 	}
 	dir := fixtures(f)
@@ -71,8 +71,11 @@ func fuzzCheck(t *testing.T, b []byte) {
 }
 
 // FuzzImageHead fuzzes sniffing, the image decoders' headers and the
-// JPEG/PNG/WebP metadata walks. Seed with the fixtures:
-// ASSETS_FUZZ_SEED=1 go test -run '^$' -fuzz FuzzImageHead -fuzztime 60s ./internal/assets/
+// JPEG/PNG/WebP metadata walks. Seeded from the fixtures when
+// ASSETS_FIXTURES names a directory scripts/fixtures.sh wrote:
+//
+//	bash scripts/fixtures.sh /tmp/fx
+//	ASSETS_FIXTURES=/tmp/fx go test -run '^$' -fuzz FuzzImageHead -fuzztime 60s ./internal/assets/
 func FuzzImageHead(f *testing.F) {
 	f.Add([]byte("\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM\x00*\x00\x00\x00\x08"))
 	f.Add([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"))
