@@ -8,12 +8,12 @@ import (
 
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/bits"
-	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/Eyevinn/mp4ff/mp4"
 )
 
 // maxFtypSize and maxMoofSize bound the small boxes read whole.
 const (
+	maxDim      = 1 << 16 // no codec here codes a wider or taller picture
 	maxFtypSize = 4 << 10
 	maxMoofSize = 4 << 20
 )
@@ -321,25 +321,16 @@ func videoFacts(trak *mp4.TrakBox, v *Video, ck *Check) error {
 		if err != nil {
 			return fmt.Errorf("H.264 SPS: %w", err)
 		}
-		ck.Width, ck.Height = int(sps.Width), int(sps.Height)
-		full, rgb := false, false
-		if sps.VUI != nil {
-			full = sps.VUI.VideoFullRangeFlag
-			rgb = sps.VUI.ColourDescriptionFlag && sps.VUI.MatrixCoefficients == 0
+		if sps.Width == 0 || sps.Height == 0 || sps.Width > maxDim || sps.Height > maxDim {
+			return errors.New("H.264 SPS has an impossible picture size")
 		}
-		v.PixFmt = pixFmt(int(sps.ChromaFormatIDC), 8+int(sps.BitDepthLumaMinus8), full, rgb)
+		ck.Width, ck.Height = int(sps.Width), int(sps.Height)
+		v.PixFmt = pixFmt(int(sps.ChromaFormatIDC), 8+int(sps.BitDepthLumaMinus8), false, false)
 		v.profile = sps.Profile
 	case vse.HvcC != nil:
+		// The sample entry's size, not the SPS's: mp4ff's HEVC SPS parser
+		// walks the VUI and HRD, whose counts hostile bytes control.
 		r := vse.HvcC.DecConfRec
-		for _, a := range r.NaluArrays {
-			if a.NaluType() == hevc.NALU_SPS && len(a.Nalus) > 0 {
-				if sps, err := parseHEVCSPS(a.Nalus[0]); err == nil {
-					w, h := sps.ImageSize()
-					ck.Width, ck.Height = int(w), int(h)
-				}
-				break
-			}
-		}
 		v.PixFmt = pixFmt(int(r.ChromaFormatIDC), 8+int(r.BitDepthLumaMinus8), false, false)
 	case vse.Av1C != nil:
 		r := vse.Av1C.CodecConfRec
@@ -373,22 +364,19 @@ func videoFacts(trak *mp4.TrakBox, v *Video, ck *Check) error {
 	return nil
 }
 
+// parseAVCSPS parses an H.264 SPS up to the VUI's aspect ratio, not beyond:
+// past it, mp4ff v0.56.0 loops cpb_cnt_minus1+1 times (a ue(v) hostile bytes
+// set to 2^32-2; H.264 7.4.2.1.1 caps it at 31) appending to a slice, which
+// a fuzzed SPS turned into a hang. The cost: video_full_range_flag is not
+// read, so full-range 4:2:0 is "yuv420p" where ffprobe says "yuvj420p"
+// (the same layout; ffmpeg deprecated the yuvj names).
 func parseAVCSPS(nalu []byte) (sps *avc.SPS, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			sps, err = nil, errors.New("malformed")
 		}
 	}()
-	return avc.ParseSPSNALUnit(nalu, true)
-}
-
-func parseHEVCSPS(nalu []byte) (sps *hevc.SPS, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			sps, err = nil, errors.New("malformed")
-		}
-	}()
-	return hevc.ParseSPSNALUnit(nalu)
+	return avc.ParseSPSNALUnit(nalu, false)
 }
 
 // pixFmt names a pixel format as ffmpeg does (libavutil/pixdesc.c): gray,
