@@ -80,18 +80,19 @@ func FuzzImageHead(f *testing.F) {
 	f.Add([]byte("\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM\x00*\x00\x00\x00\x08"))
 	f.Add([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"))
 	f.Add([]byte("RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x08\x00\x00\x00"))
-	seedFixtures(f, func(n string) bool { return !strings.HasSuffix(n, ".mp4") && !strings.HasSuffix(n, ".mov") }, 64<<10)
+	seedFixtures(f, func(n string) bool { return !strings.HasSuffix(n, ".mp4") && !strings.HasSuffix(n, ".mov") }, 16<<10)
 	f.Fuzz(fuzzCheck)
 }
 
 // FuzzMP4 fuzzes the top-level box walk and the moov/moof decoding
-// (mp4ff behind a recover). Fixture MP4s are cut to their first 64 KiB,
-// which holds the whole moov of a faststart fixture.
+// (mp4ff behind a recover). Fixture MP4s are cut to their first 8 KiB,
+// which holds ftyp and moov of a faststart fixture (bigger seeds make the
+// fuzzer spend its time minimizing).
 func FuzzMP4(f *testing.F) {
 	f.Add([]byte("\x00\x00\x00\x10ftypmp42\x00\x00\x00\x00\x00\x00\x00\x08moov"))
 	f.Add([]byte("\x00\x00\x00\x01mdat\xff\xff\xff\xff\xff\xff\xff\xff"))
 	f.Add([]byte("\x00\x00\x00\x00moov"))
-	seedFixtures(f, func(n string) bool { return strings.HasSuffix(n, ".mp4") || strings.HasSuffix(n, ".mov") }, 64<<10)
+	seedFixtures(f, func(n string) bool { return strings.HasSuffix(n, ".mp4") || strings.HasSuffix(n, ".mov") }, 8<<10)
 	f.Fuzz(fuzzCheck)
 }
 
