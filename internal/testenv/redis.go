@@ -35,7 +35,7 @@ type Redis struct {
 }
 
 // StartRedis starts redis-server on a free loopback port, with
-// `--save '' --appendonly no` (nothing persisted) and, when password is not
+// `--save ” --appendonly no` (nothing persisted) and, when password is not
 // empty, --requirepass. It fails tb with "run `make tools`" when
 // redis-server is not installed. The server is stopped by its PID in
 // tb.Cleanup.
