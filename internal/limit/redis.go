@@ -58,6 +58,7 @@ func newRedisBudget(cfg Config, opts Options, m *Metrics, log *zap.Logger) (*red
 	o.PoolTimeout = timeout
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
+	o.DialerRetries = 1
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	r := &redisBudget{

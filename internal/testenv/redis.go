@@ -65,7 +65,10 @@ func StartRedis(tb testing.TB, password string) *Redis {
 		u.User = url.UserPassword("", password)
 	}
 	r.URL = u.String()
-	tb.Cleanup(r.Kill)
+	tb.Cleanup(func() {
+		r.Resume() // a stopped process ignores everything but SIGKILL anyway
+		r.Kill()
+	})
 	return r
 }
 
@@ -140,6 +143,22 @@ func (r *Redis) Kill() {
 	}
 	signalGroup(r.p.cmd.Process.Pid, syscall.SIGKILL)
 	<-r.p.done
+}
+
+// Pause stops the server (SIGSTOP) without closing anything: clients'
+// connections stay open and their calls hang until Resume, as with a
+// Redis stuck on a slow disk or a network partition.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p != nil && !r.p.exited() {
+		signalGroup(r.p.cmd.Process.Pid, sig)
+	}
 }
 
 // ping sends PING and accepts +PONG, or -NOAUTH from a server with a
