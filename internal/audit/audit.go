@@ -76,11 +76,11 @@ type Auditor struct {
 // does nothing. The file is opened (and its directory created) now, so a
 // path the edge cannot write fails the start.
 func New(cfg Config, opts Options) (*Auditor, error) {
-	if !cfg.Enabled() {
-		return &Auditor{}, nil
-	}
 	if errs := cfg.Validate("audit"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if !cfg.Enabled() {
+		return &Auditor{}, nil
 	}
 	a := &Auditor{
 		ch:    make(chan entry, cfg.Queue),
