@@ -297,7 +297,7 @@ func TestWriterBytesPerSecond(t *testing.T) {
 }
 
 func BenchmarkLocalAllow(b *testing.B) {
-	l := newLimiter(b, Config{PerSubject: PerSubject{Rate: 1e9, Burst: 1e9}}, Options{})
+	l := newLimiter(b, Config{PerSubject: PerSubject{Rate: 1e6, Burst: 1e7}}, Options{})
 	ctx := context.Background()
 	subjects := make([]string, 1024)
 	for i := range subjects {
