@@ -35,6 +35,7 @@ usage:
   edge token   -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
   edge presign -config FILE REF                   REF is SOURCE/KEY or a storage URL
   edge check   -config FILE                       validate the config, probe every source; exit 1 on problems
+  edge connections schema                         print the SQL (table, trigger) for connections in PostgreSQL
 `
 
 func main() {
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = presign(ctx, args[1:], stdout, stderr)
 	case "check":
 		err = check(ctx, args[1:], stdout, stderr)
+	case "connections":
+		err = connectionsCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -43,7 +43,12 @@ func SchemaSQL(table, channel, role string) (string, error) {
 		}
 		return q(schema, base+suffix)
 	}
+	createSchema := ""
+	if schema != "public" {
+		createSchema = "CREATE SCHEMA IF NOT EXISTS " + q(schema) + ";\n\n"
+	}
 	r := strings.NewReplacer(
+		"{CREATE_SCHEMA}", createSchema,
 		"{TABLE}", tbl,
 		"{TABLE_RAW}", table,
 		"{SCHEMA}", q(schema),
@@ -67,7 +72,7 @@ const schemaTemplate = `-- Connections of the edge, kept in PostgreSQL (connecti
 -- One row per connection: name is the source name, spec the keys of a
 -- sources[] entry as a JSON object (the name may be left out of it).
 
-CREATE TABLE IF NOT EXISTS {TABLE} (
+{CREATE_SCHEMA}CREATE TABLE IF NOT EXISTS {TABLE} (
     name       text        PRIMARY KEY,
     spec       jsonb       NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),

@@ -327,6 +327,11 @@ func startPG(t *testing.T) *pgRig {
 	}
 	pg.Exec(t, sql)
 	pg.Exec(t, sql) // idempotent
+	qualified, err := SchemaSQL("tenants.conns", "conns", "edge_reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.Exec(t, qualified)
 	pg.Exec(t, "ALTER ROLE edge_reader LOGIN PASSWORD '"+pgPassword+"'")
 	dsn := strings.Replace(pg.DSNFor("edge_reader"), "edge_reader@", "edge_reader:"+pgPassword+"@", 1)
 	return &pgRig{pg: pg, dsn: dsn}
