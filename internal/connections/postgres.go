@@ -30,9 +30,9 @@ type pgStore struct {
 
 // Tuning of the notification loop.
 const (
-	pgGather      = 15 * time.Millisecond // collect a burst of notifications this long
-	pgMaxGather   = 256                   // past this many names, read the whole table
-	pgPingEvery   = 30 * time.Second      // detect a silently lost connection
+	pgGather      = 2 * time.Millisecond // collect a burst this long (more pile up while a read runs)
+	pgMaxGather   = 256                  // past this many names, read the whole table
+	pgPingEvery   = 30 * time.Second     // detect a silently lost connection
 	pgReadTimeout = 60 * time.Second
 )
 
@@ -214,7 +214,7 @@ func (p *pgStore) readAll(ctx context.Context, conn *pgx.Conn, rows map[string]E
 	rctx, cancel := context.WithTimeout(ctx, pgReadTimeout)
 	defer cancel()
 	fresh := make(map[string]Entry, len(rows))
-	err := p.query(rctx, conn, "SELECT name, spec::text FROM "+p.table, nil, fresh)
+	err := p.query(rctx, conn, "SELECT "+pgColumns+" FROM "+p.table, nil, fresh)
 	p.w.m.result(OriginPostgres, err)
 	if err != nil {
 		return err
@@ -235,7 +235,7 @@ func (p *pgStore) readNames(ctx context.Context, conn *pgx.Conn, rows map[string
 		list = append(list, n)
 	}
 	fresh := make(map[string]Entry, len(list))
-	err := p.query(rctx, conn, "SELECT name, spec::text FROM "+p.table+" WHERE name = ANY($1)", []any{list}, fresh)
+	err := p.query(rctx, conn, "SELECT "+pgColumns+" FROM "+p.table+" WHERE name = ANY($1)", []any{list}, fresh)
 	p.w.m.result(OriginPostgres, err)
 	if err != nil {
 		return err
@@ -257,21 +257,44 @@ func (p *pgStore) query(ctx context.Context, conn *pgx.Conn, sql string, args []
 	}
 	defer rs.Close()
 	for rs.Next() {
-		var name *string
-		var spec *string
-		if err := rs.Scan(&name, &spec); err != nil {
+		var name, spec, typ, nameTyp, specName *string
+		if err := rs.Scan(&name, &spec, &typ, &nameTyp, &specName); err != nil {
 			return err
 		}
 		if name == nil {
-			continue // a primary key is never NULL; a view might be
+			continue // a primary key is never NULL; a view's might be
 		}
-		if spec == nil {
-			into[*name] = problemEntry(OriginPostgres, "", *name, problem(ProblemNotObject, "the spec is NULL"))
-			continue
-		}
-		into[*name] = newEntry(OriginPostgres, "", *name, formatJSON, []byte(*spec))
+		into[*name] = pgEntry(*name, spec, typ, nameTyp, specName)
 	}
 	return rs.Err()
+}
+
+// pgColumns lets the database check the envelope it has already parsed
+// (jsonb): the type of the spec and of its name.
+const pgColumns = "name, spec::text, jsonb_typeof(spec), jsonb_typeof(spec->'name'), spec->>'name'"
+
+// pgEntry builds a row's entry from the columns of pgColumns, with the
+// checks newEntry makes on a file.
+func pgEntry(name string, spec, typ, nameTyp, specName *string) Entry {
+	var data []byte
+	if spec != nil {
+		data = []byte(*spec)
+	}
+	e := Entry{Name: name, Origin: OriginPostgres, Data: data}
+	switch {
+	case !ValidName(name):
+		e.Problem = problem(ProblemBadName, "the name must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	case spec == nil:
+		e.Problem = problem(ProblemNotObject, "the spec is NULL")
+	case len(data) > MaxSpecBytes:
+		e.Problem = problem(ProblemTooLarge, "the spec is larger than %d bytes", MaxSpecBytes)
+	case typ == nil || *typ != "object":
+		e.Problem = problem(ProblemNotObject, "the spec must be a JSON object")
+	case nameTyp != nil && (*nameTyp != "string" || specName == nil || *specName != name):
+		e.Problem = problem(ProblemNameMismatch, "the spec's name must be a string equal to the connection's name (the file's base name or the row's name), or be left out")
+	}
+	e.Version = version(data, e.Problem)
+	return e
 }
 
 // newRedactor returns a function that removes the DSN and its password

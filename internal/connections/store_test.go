@@ -390,7 +390,10 @@ func TestPostgresStore(t *testing.T) {
 			p.upsert(t, "arr", `["x"]`)
 			p.upsert(t, "str", `"`+secretInSpec+`"`)
 			p.upsert(t, "Bad Name", `{}`)
-		}, map[string]string{"good": "/good", "arr": "!" + ProblemNotObject, "str": "!" + ProblemNotObject, "Bad Name": "!" + ProblemBadName}},
+			p.upsert(t, "named", `{"name":"named","root":"/named"}`)
+			p.upsert(t, "misnamed", `{"name":"other"}`)
+			p.upsert(t, "numname", `{"name":1}`)
+		}, map[string]string{"good": "/good", "named": "/named", "misnamed": "!" + ProblemNameMismatch, "numname": "!" + ProblemNameMismatch, "arr": "!" + ProblemNotObject, "str": "!" + ProblemNotObject, "Bad Name": "!" + ProblemBadName}},
 	} {
 		t.Run(step.desc, func(t *testing.T) {
 			start := time.Now()
