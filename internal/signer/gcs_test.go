@@ -23,32 +23,14 @@ import (
 	"time"
 )
 
-// The conformance vectors live beside the project, not in it (see their
-// README): ../shared/vectors/gcs-v4 relative to the repository root.
-const gcsVectorsRel = "../shared/vectors/gcs-v4"
-
-// gcsVectorsDir finds the vectors directory, failing (never skipping) when
-// it is absent: a signer nobody checked against Google's answers must not
-// pass quietly.
+// gcsVectorsDir is Google's V4 signing conformance vectors, copied into
+// the package's testdata (see testdata/gcs-v4/README.md), so a clean clone
+// tests with nothing beside it.
 func gcsVectorsDir(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatalf("getwd: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatalf("cannot run the GCS V4 conformance checks: no go.mod above the test directory, so %s cannot be located", gcsVectorsRel)
-		}
-		dir = parent
-	}
-	vdir := filepath.Join(dir, filepath.FromSlash(gcsVectorsRel))
+	vdir := filepath.Join("testdata", "gcs-v4")
 	if _, err := os.Stat(filepath.Join(vdir, "v4_signatures.json")); err != nil {
-		tb.Fatalf("cannot run the GCS V4 conformance checks: vectors not found at %s (%v); they come from googleapis/conformance-tests storage/v1 and must sit beside the project", vdir, err)
+		tb.Fatalf("cannot run the GCS V4 conformance checks: %v", err)
 	}
 	return vdir
 }
