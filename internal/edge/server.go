@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 				src.endpointPath = p + "/"
 			}
 		}
-		sopts := signer.Options{File: signer.FileOptions{
+		sopts := signer.Options{Now: opts.Now, File: signer.FileOptions{
 			BasePath: "/v1/f/" + signer.EscapePath(sc.Name) + "/",
 			Prefix:   sc.Prefix,
 			FS:       opts.FileFS[sc.Name],

@@ -89,9 +89,11 @@ type azureOptions struct {
 
 // NewAzure returns the signer for an azure source. For credential type
 // default it builds the credential chain but does not call it yet: Check, or
-// the first Presign, fetches the delegation key.
-func NewAzure(cfg Config) (*Azure, error) {
-	return newAzure(cfg, azureOptions{})
+// the first Presign, fetches the delegation key. now is the clock that
+// judges the delegation key's freshness (nil = time.Now): the one the
+// caller's signing times come from.
+func NewAzure(cfg Config, now func() time.Time) (*Azure, error) {
+	return newAzure(cfg, azureOptions{now: now})
 }
 
 func newAzure(cfg Config, o azureOptions) (*Azure, error) {

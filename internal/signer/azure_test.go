@@ -77,7 +77,7 @@ func TestNewAzureConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := ok
 			tt.modify(&cfg)
-			s, err := NewAzure(cfg)
+			s, err := NewAzure(cfg, nil)
 			if err == nil {
 				t.Fatalf("NewAzure(%+v) = %v, nil; want an error", cfg, s)
 			}
@@ -98,7 +98,7 @@ func TestNewAzureConfigErrors(t *testing.T) {
 			azSharedKeyConfig("devstoreaccount1", azTestKey, "http://127.0.0.1:10000/devstoreaccount1/"),
 			{Account: "acme", Bucket: "frames", Credentials: Credentials{AccountKey: azTestKey}}, // type defaults to shared_key
 		} {
-			if _, err := NewAzure(cfg); err != nil {
+			if _, err := NewAzure(cfg, nil); err != nil {
 				t.Errorf("NewAzure(%+v): %v", cfg, err)
 			}
 		}
@@ -111,7 +111,7 @@ func TestNewAzureConfigErrors(t *testing.T) {
 }
 
 func TestAzurePresignShape(t *testing.T) {
-	s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""))
+	s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestAzurePresignShape(t *testing.T) {
 			t.Errorf("second URL differs:\n%s\n%s", again.URL, p.URL)
 		}
 		// Another replica with the same credentials.
-		s2, _ := NewAzure(azSharedKeyConfig("acme", azTestKey, ""))
+		s2, _ := NewAzure(azSharedKeyConfig("acme", azTestKey, ""), nil)
 		other, err := s2.Presign(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -239,7 +239,7 @@ func TestAzurePresignShape(t *testing.T) {
 	})
 
 	t.Run("azurite endpoint", func(t *testing.T) {
-		s, err := NewAzure(azSharedKeyConfig("devstoreaccount1", azTestKey, "http://127.0.0.1:10000/devstoreaccount1/"))
+		s, err := NewAzure(azSharedKeyConfig("devstoreaccount1", azTestKey, "http://127.0.0.1:10000/devstoreaccount1/"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func TestAzureAzurite(t *testing.T) {
 	for _, b := range azBlobs {
 		az.Put(t, "frames", b, azBody(b))
 	}
-	s, err := NewAzure(azSharedKeyConfig(az.Account, az.Key, az.Endpoint))
+	s, err := NewAzure(azSharedKeyConfig(az.Account, az.Key, az.Endpoint), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestAzureAzurite(t *testing.T) {
 	}
 	azCheckAgainstServer(t, s, testenv.LocalhostClient(), func(t *testing.T) Signer {
 		other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 64))
-		w, err := NewAzure(azSharedKeyConfig(az.Account, other, az.Endpoint))
+		w, err := NewAzure(azSharedKeyConfig(az.Account, other, az.Endpoint), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -902,7 +902,7 @@ func TestAzureUserDelegationAzurite(t *testing.T) {
 func BenchmarkAzurePresign(b *testing.B) {
 	ctx := context.Background()
 	b.Run("shared_key", func(b *testing.B) {
-		s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""))
+		s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

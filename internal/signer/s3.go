@@ -65,8 +65,9 @@ type sseC struct{ key, keyMD5 string }
 type S3Options struct {
 	// HTTPClient is used for STS and credential endpoints; nil = SDK default.
 	HTTPClient aws.HTTPClient
-	// Now judges credential expiry; nil = time.Now. STS states expiry in
-	// wall-clock time, so only tests set it.
+	// Now judges credential expiry and freshness; nil = time.Now. New
+	// sets it to Options.Now, the clock the caller's signing times come
+	// from.
 	Now func() time.Time
 }
 
