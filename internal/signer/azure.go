@@ -239,17 +239,16 @@ func (a *Azure) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if r.Key == "" {
 		return Presigned{}, errors.New("azure: empty blob name")
 	}
-	if r.TTL <= 0 {
-		return Presigned{}, fmt.Errorf("azure: TTL %s: must be positive", r.TTL)
+	if err := CheckTTL(r.TTL); err != nil {
+		return Presigned{}, fmt.Errorf("azure: %w", err)
 	}
-	ttl := min(r.TTL, MaxTTL)
-	at := r.At
-	if at.IsZero() {
-		at = a.now()
+	ttl := r.TTL
+	if r.At.IsZero() {
+		r.At = a.now().Truncate(time.Second)
 	}
 	// SAS times have one-second resolution; truncating here makes Expires
 	// the instant the service enforces.
-	at = at.UTC().Truncate(time.Second)
+	at := r.At.UTC().Truncate(time.Second)
 	v := sas.BlobSignatureValues{
 		Protocol:      a.protocol,
 		StartTime:     at.Add(-azureClockSkew),
@@ -295,7 +294,7 @@ func (a *Azure) Presign(ctx context.Context, r Request) (Presigned, error) {
 	b.WriteString(EscapePath(r.Key))
 	b.WriteByte('?')
 	b.WriteString(q)
-	return Presigned{URL: b.String(), Expires: v.ExpiryTime}, nil
+	return presigned(r, b.String(), v.ExpiryTime), nil
 }
 
 // Check resolves the credentials: for type default it obtains a user

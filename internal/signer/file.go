@@ -92,8 +92,8 @@ func (f *File) mac(key []byte, relKey string, exp int64) string {
 // source prefix, escaped, with exp (Unix seconds) and sig (HMAC-SHA256 with
 // the first configured key).
 func (f *File) Presign(_ context.Context, r Request) (Presigned, error) {
-	if r.TTL <= 0 || r.TTL > MaxTTL {
-		return Presigned{}, fmt.Errorf("presign: ttl %s outside (0, %s]", r.TTL, MaxTTL)
+	if err := CheckTTL(r.TTL); err != nil {
+		return Presigned{}, fmt.Errorf("presign: %w", err)
 	}
 	rel, ok := strings.CutPrefix(r.Key, f.prefix)
 	if !ok {
@@ -109,7 +109,7 @@ func (f *File) Presign(_ context.Context, r Request) (Presigned, error) {
 	b.WriteString(strconv.FormatInt(exp, 10))
 	b.WriteString("&sig=")
 	b.WriteString(f.mac(f.keys[0], rel, exp))
-	return Presigned{URL: b.String(), Expires: expires}, nil
+	return presigned(r, b.String(), expires), nil
 }
 
 // Errors of Verify.

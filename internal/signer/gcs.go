@@ -169,21 +169,18 @@ func (g *GCS) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if r.At.IsZero() {
 		return Presigned{}, errors.New("gcs: signing time (Request.At) not set")
 	}
-	if r.TTL > MaxTTL {
-		return Presigned{}, fmt.Errorf("gcs: ttl %s exceeds the 7-day limit of V4 signed URLs", r.TTL)
+	if err := CheckTTL(r.TTL); err != nil {
+		return Presigned{}, fmt.Errorf("gcs: %w", err)
 	}
 	// X-Goog-Expires counts whole seconds from X-Goog-Date, which has no
 	// fraction: the URL dies at the signing second plus those seconds.
 	secs := int64(r.TTL / time.Second)
-	if secs < 1 {
-		return Presigned{}, fmt.Errorf("gcs: ttl %s: want at least 1s", r.TTL)
-	}
 	at := r.At.UTC().Truncate(time.Second)
 	u, err := g.sign(&gcsV4Request{method: r.Method, object: r.Key, at: at, expires: secs}, nil)
 	if err != nil {
 		return Presigned{}, err
 	}
-	return Presigned{URL: u, Expires: at.Add(time.Duration(secs) * time.Second)}, nil
+	return presigned(r, u, at.Add(time.Duration(secs)*time.Second)), nil
 }
 
 // gcsHeader is one extra signed header; gcsParam one extra query parameter.

@@ -291,8 +291,8 @@ func (c *credentialCache) get(ctx context.Context) (*cachedCredentials, error) {
 
 // Presign implements Signer.
 func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
-	if r.TTL <= 0 || r.TTL > MaxTTL {
-		return Presigned{}, fmt.Errorf("presign: ttl %s outside (0, %s]", r.TTL, MaxTTL)
+	if err := CheckTTL(r.TTL); err != nil {
+		return Presigned{}, fmt.Errorf("presign: %w", err)
 	}
 	cc, err := s.creds.get(ctx)
 	if err != nil {
@@ -354,7 +354,7 @@ func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if err != nil {
 		return Presigned{}, fmt.Errorf("presign: %w", err)
 	}
-	p := Presigned{URL: signed, Expires: expires}
+	p := presigned(r, signed, expires)
 	if r.ForFetch {
 		header.Del("Host")
 		p.Header = header

@@ -496,6 +496,9 @@ func TestNewOneClock(t *testing.T) {
 		if want := sts.expiry(0).Add(-CredentialMargin); !p.Expires.Equal(want) {
 			t.Errorf("Expires = %s, want %s (the session's expiry less the margin)", p.Expires, want)
 		}
+		if want := p.Expires.Add(-CredentialRefresh); !p.ServeUntil.Equal(want) {
+			t.Errorf("ServeUntil = %s, want %s (a capped URL keeps CredentialRefresh)", p.ServeUntil, want)
+		}
 		clock.Add(time.Minute)
 	}
 	if n := sts.calls.Load(); n != 1 {
