@@ -35,6 +35,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/edgeproxy/edge/internal/testenv"
 )
@@ -924,3 +925,91 @@ func BenchmarkAzurePresign(b *testing.B) {
 		}
 	})
 }
+
+// TestAzureUserDelegationMatchesSDK: the edge's own user delegation SAS is
+// byte for byte what the SDK's sas.SignWithUserDelegation makes from the
+// same key (obtained through the SDK's service client, which only tests
+// link), for plain, escaped and backslashed blob names, over https and
+// http.
+func TestAzureUserDelegationMatchesSDK(t *testing.T) {
+	ctx := context.Background()
+	for _, endpoint := range []string{"", "http://127.0.0.1:10000/acme"} {
+		s, svc, clock, tok := azNewFakeDelegation(t, endpoint)
+		k, err := s.delegationKey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := service.NewClient("https://acme.blob.core.windows.net/", tok,
+			&service.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: svc}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		udc, err := client.GetUserDelegationCredential(ctx, service.KeyInfo{Start: &k.skt, Expiry: &k.ske}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"k", "datasets/42/frames/000123 (1).jpg", `a\b/ü+&?.png`} {
+			start, expiry := clock.Now().Truncate(time.Second), clock.Now().Truncate(time.Second).Add(time.Hour)
+			v := sas.BlobSignatureValues{Protocol: s.protocol, StartTime: start, ExpiryTime: expiry,
+				Permissions: blobPermRead, ContainerName: "frames", BlobName: name}
+			qp, err := v.SignWithUserDelegation(udc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := s.signUserDelegation(k, start, expiry, name), qp.Encode(); got != want {
+				t.Errorf("endpoint %q, blob %q:\n got %s\nwant %s", endpoint, name, got, want)
+			}
+		}
+	}
+}
+
+// TestAzureKeyErrors: a refused key request names the storage error code
+// and the status, never the body (which can quote the request) or the token.
+func TestAzureKeyErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header string
+		body   string
+		want   string
+	}{
+		{"header code", "AuthenticationFailed", `<Error><Code>AuthenticationFailed</Code><Message>secret-body-text</Message></Error>`, "HTTP 403 AuthenticationFailed"},
+		{"body code", "", `<?xml version="1.0"?><Error><Code>AuthorizationPermissionMismatch</Code><Message>secret-body-text</Message></Error>`, "HTTP 403 AuthorizationPermissionMismatch"},
+		{"no code", "", `secret-body-text`, "HTTP 403 (no error code)"},
+		{"code with junk", "Bad<script>Code secret-body-text", ``, "HTTP 403 BadscriptCodesecretbodytext"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := &azFakeToken{oid: "o", tid: "t"}
+			s, err := newAzure(Config{Account: "acme", Bucket: "frames", Credentials: Credentials{Type: AzureDefault}},
+				azureOptions{cred: tok, now: func() time.Time { return azTestAt },
+					transport: azDoerFunc(func(req *http.Request) (*http.Response, error) {
+						h := http.Header{}
+						if tc.header != "" {
+							h.Set("x-ms-error-code", tc.header)
+						}
+						return &http.Response{StatusCode: http.StatusForbidden, Header: h, Request: req,
+							Body: io.NopCloser(strings.NewReader(tc.body))}, nil
+					})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Check(context.Background())
+			if !errors.Is(err, ErrCredentials) {
+				t.Fatalf("Check = %v, want ErrCredentials", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q, want it to contain %q", msg, tc.want)
+			}
+			if tc.name != "code with junk" && strings.Contains(msg, "secret-body-text") {
+				t.Errorf("error %q quotes the body", msg)
+			}
+			if strings.Contains(msg, "eyJ") {
+				t.Errorf("error %q quotes the token", msg)
+			}
+		})
+	}
+}
+
+type azDoerFunc func(*http.Request) (*http.Response, error)
+
+func (f azDoerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
