@@ -106,7 +106,7 @@ func (s *Server) checkFile(src *Source, add func(Level, string, ...any)) {
 	if dir == "" {
 		dir = "."
 	}
-	if _, err := fs.ReadDir(src.file.FS(), dir); err != nil {
+	if _, err := fs.ReadDir(src.file, dir); err != nil {
 		add(Problem, "root: cannot list %q under the root: %v", dir, err)
 		return
 	}

@@ -412,7 +412,7 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 		return err
 	}
 	defer release()
-	f, err := src.file.FS().Open(name)
+	f, err := src.file.Open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
 			return errObjectNotFound

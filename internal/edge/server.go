@@ -36,7 +36,7 @@ type Source struct {
 	ttl    time.Duration
 	window time.Duration
 	signer signer.Signer
-	file   *signer.File // file provider only
+	file   fileSigner // file provider only
 	cfg    signer.Config
 
 	endpointHost string // lowercased host[:port] of a custom endpoint
@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 			continue
 		}
 		src.signer = sg
-		src.file, _ = sg.(*signer.File)
+		src.file, _ = sg.(fileSigner)
 		if src.mode == modeStream && src.file == nil {
 			s.streams.AddSource(sc.Name) // its transport, built once
 		}
@@ -281,11 +281,19 @@ func (s *Server) CheckReady(ctx context.Context) error {
 	return err
 }
 
+// fileSigner is what the edge needs of a file source's signer besides
+// Presign: checking the /v1/f URLs it signed, and opening exactly the file
+// a key names (no symbolic link leads elsewhere). It is an fs.FS.
+type fileSigner interface {
+	Verify(relKey, exp, sig string, now time.Time) error
+	Open(name string) (fs.File, error)
+}
+
 // Close releases what the server holds.
 func (s *Server) Close() {
 	for _, src := range s.ordered {
-		if src.file != nil {
-			src.file.Close()
+		if c, ok := src.signer.(io.Closer); ok {
+			c.Close()
 		}
 	}
 	s.streams.Close()

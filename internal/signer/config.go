@@ -28,6 +28,9 @@ type Config struct {
 	Addressing string `yaml:"addressing"` // s3: auto | virtual | path
 	Account    string `yaml:"account"`    // azure: storage account
 	Root       string `yaml:"root"`       // file: the directory served
+	// FollowSymlinks (file): follow a symbolic link when its target stays
+	// under the source's prefix; by default no link is followed.
+	FollowSymlinks bool `yaml:"follow_symlinks"`
 	SSECKey    string `yaml:"sse_c_key"`  // s3 stream mode: base64 of a 32-byte customer key
 
 	Credentials Credentials `yaml:"credentials"`
@@ -109,6 +112,9 @@ func (c *Config) Validate(prefix string) []error {
 		bad("provider", "required: s3, gcs, azure or file")
 	default:
 		bad("provider", "unknown provider %q: want s3, gcs, azure or file", c.Provider)
+	}
+	if c.FollowSymlinks && c.Provider != ProviderFile {
+		bad("follow_symlinks", "only file sources follow symbolic links")
 	}
 	if c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)
