@@ -30,8 +30,8 @@ type Config struct {
 	Root       string `yaml:"root"`       // file: the directory served
 	// FollowSymlinks (file): follow a symbolic link when its target stays
 	// under the source's prefix; by default no link is followed.
-	FollowSymlinks bool `yaml:"follow_symlinks"`
-	SSECKey    string `yaml:"sse_c_key"`  // s3 stream mode: base64 of a 32-byte customer key
+	FollowSymlinks bool   `yaml:"follow_symlinks"`
+	SSECKey        string `yaml:"sse_c_key"` // s3 stream mode: base64 of a 32-byte customer key
 
 	Credentials Credentials `yaml:"credentials"`
 }
