@@ -103,7 +103,8 @@ type azureOptions struct {
 	now func() time.Time
 }
 
-// NewAzure returns the signer for an azure source. For credential type
+// NewAzure returns the signer for an azure source; cfg must have passed
+// Validate. For credential type
 // default it builds the credential chain but does not call it yet: Check, or
 // the first Presign, fetches the delegation key. now is the clock that
 // judges the delegation key's freshness (nil = time.Now): the one the
@@ -116,45 +117,17 @@ func newAzure(cfg Config, o azureOptions) (*Azure, error) {
 	if cfg.Credentials.Type == "" {
 		cfg.Credentials.Type = AzureSharedKey
 	}
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("azure: "+format, args...)) }
-	if cfg.Account == "" {
-		bad("account: required")
-	} else if strings.ContainsAny(cfg.Account, "/?#.: ") {
-		bad("account: %q is not a storage account name", cfg.Account)
-	}
-	if cfg.Bucket == "" {
-		bad("bucket: required (the container)")
-	} else if strings.ContainsAny(cfg.Bucket, "/?#% ") {
-		bad("bucket: %q is not a container name", cfg.Bucket)
-	}
+	// cfg passed Validate: the account, container, endpoint and key are
+	// well formed.
 	endpoint := "https://" + cfg.Account + ".blob.core.windows.net"
 	var ep *url.URL
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
-		switch {
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			bad("endpoint: want an absolute http(s) URL, got %q", cfg.Endpoint)
-		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-			bad("endpoint: %q must not carry a query, fragment or user info", cfg.Endpoint)
-		default:
-			ep = u
-			endpoint = strings.TrimRight(cfg.Endpoint, "/")
+		if err != nil {
+			return nil, errors.New("azure: endpoint: want an absolute http(s) URL")
 		}
-	}
-	switch cfg.Credentials.Type {
-	case AzureSharedKey:
-		if cfg.Credentials.AccountKey == "" {
-			bad("credentials.account_key: required for shared_key")
-		} else if _, err := base64.StdEncoding.DecodeString(cfg.Credentials.AccountKey); err != nil {
-			bad("credentials.account_key: not base64")
-		}
-	case AzureDefault:
-	default:
-		bad("credentials.type: unknown type %q: want shared_key or default", cfg.Credentials.Type)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		ep = u
+		endpoint = strings.TrimRight(cfg.Endpoint, "/")
 	}
 
 	a := &Azure{

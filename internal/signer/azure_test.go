@@ -54,7 +54,7 @@ func azSharedKeyConfig(account, key, endpoint string) Config {
 	}
 }
 
-func TestNewAzureConfigErrors(t *testing.T) {
+func TestAzureConfigErrors(t *testing.T) {
 	ok := azSharedKeyConfig("acme", azTestKey, "")
 	tests := []struct {
 		name   string
@@ -73,15 +73,18 @@ func TestNewAzureConfigErrors(t *testing.T) {
 		{"shared key not base64", func(c *Config) { c.Credentials.AccountKey = "not base64!" }, []string{"credentials.account_key: not base64"}},
 		{"everything at once", func(c *Config) { *c = Config{Credentials: Credentials{Type: "x"}} },
 			[]string{"account:", "bucket:", "credentials.type:"}},
+		{"endpoint with user info", func(c *Config) { c.Endpoint = "https://acme:" + azTestKey + "@acme.blob.core.windows.net" }, []string{"endpoint: must not carry user information"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := ok
 			tt.modify(&cfg)
-			s, err := NewAzure(cfg, nil)
-			if err == nil {
-				t.Fatalf("NewAzure(%+v) = %v, nil; want an error", cfg, s)
+			cfg.Provider = ProviderAzure
+			errs := cfg.Validate("s")
+			if len(errs) == 0 {
+				t.Fatalf("Validate(%+v) = nil; want an error", cfg)
 			}
+			err := errors.Join(errs...)
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)

@@ -48,16 +48,16 @@ func NewFile(cfg Config, opts FileOptions) (*File, error) {
 	if f.fsys == nil {
 		abs, err := filepath.Abs(cfg.Root)
 		if err != nil {
-			return nil, fmt.Errorf("root: %w", err)
+			return nil, fmt.Errorf("root: %w", pathCause(err))
 		}
 		root, err := os.OpenRoot(abs)
 		if err != nil {
-			return nil, fmt.Errorf("root: %w", err)
+			return nil, fmt.Errorf("root: %w", pathCause(err))
 		}
 		dir, err := os.Open(abs)
 		if err != nil {
 			root.Close()
-			return nil, fmt.Errorf("root: %w", err)
+			return nil, fmt.Errorf("root: %w", pathCause(err))
 		}
 		f.root, f.dir, f.abs = root, dir, abs
 	}
@@ -77,6 +77,16 @@ func NewFile(cfg Config, opts FileOptions) (*File, error) {
 		f.keys = [][]byte{k}
 	}
 	return f, nil
+}
+
+// pathCause is err without the path a *fs.PathError names: the path is the
+// operator's value, and errors name keys, not values.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Close releases the root directory.

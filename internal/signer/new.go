@@ -33,7 +33,7 @@ func New(ctx context.Context, cfg Config, opts Options) (Signer, error) {
 			// GCS interop: SigV4 against storage.googleapis.com.
 			return asSigner(NewS3(ctx, cfg, s3opts))
 		}
-		return asSigner(NewGCS(cfg, GCSOptions{}))
+		return asSigner(NewGCS(cfg))
 	case ProviderAzure:
 		return asSigner(NewAzure(cfg, opts.Now))
 	case ProviderFile:
