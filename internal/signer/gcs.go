@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +71,6 @@ type gcsOptions struct {
 // gRPC and a large dependency tree into a small binary.
 type GCS struct {
 	key    *rsa.PrivateKey
-	sigLen int // bytes in a signature: the key's modulus size
 
 	// Precomputed pieces of every URL and canonical request.
 	urlBase    string // "https://storage.googleapis.com": scheme and authority, port kept
@@ -117,7 +115,7 @@ func newGCS(cfg Config, opts gcsOptions) (*GCS, error) {
 	}
 	authority, host := u.Host, u.Hostname()
 
-	g := &GCS{key: key, sigLen: key.Size()}
+	g := &GCS{key: key}
 	switch style {
 	case gcsPathStyle:
 		g.pathBase = "/" + cfg.Bucket
@@ -166,23 +164,28 @@ func (g *GCS) Presign(ctx context.Context, r Request) (Presigned, error) {
 	return presigned(r, u, at.Add(time.Duration(secs)*time.Second)), nil
 }
 
-// gcsHeader is one extra signed header; gcsParam one extra query parameter.
-// Both are given raw: sign lowercases, trims and escapes.
-type (
-	gcsHeader struct{ name, value string }
-	gcsParam  struct{ name, value string }
-)
-
 // gcsV4Request is everything one V4 signature covers besides the source's
-// own endpoint, bucket and key. Presign fills only the first four fields;
-// the rest let the conformance vectors exercise the whole algorithm.
+// own endpoint, bucket and key.
 type gcsV4Request struct {
 	method  string
 	object  string    // empty: the bucket itself (a listing)
 	at      time.Time // UTC, whole seconds
 	expires int64     // seconds, 1..604800
-	headers []gcsHeader
-	query   []gcsParam
+	// ext adds signed headers and query parameters. Presign never does;
+	// the conformance vectors do (gcs_test.go implements it), so the
+	// binary carries only the path the edge signs.
+	ext gcsExtension
+}
+
+// gcsExtension extends a signature beyond host and the X-Goog-* parameters.
+type gcsExtension interface {
+	// canonicalHeaders returns the signed-header list, the canonical
+	// header block (host included) and the payload hash.
+	canonicalHeaders(g *GCS) (signed, block, payload string, err error)
+	// canonicalQuery returns the canonical query string, extra
+	// parameters merged into the X-Goog-* ones. (Strings, not the
+	// caller's buffers: those stay on sign's stack.)
+	canonicalQuery(g *GCS, ts string, expires int64, signedHeaders string) (string, error)
 }
 
 // gcsTrace receives the intermediate strings of one signature (tests only).
@@ -201,9 +204,9 @@ func (g *GCS) sign(r *gcsV4Request, tr *gcsTrace) (string, error) {
 	date := ts[:8]
 
 	signedHeaders, headerBlock, payload := "host", g.hostLine, gcsUnsignedPayload
-	if len(r.headers) > 0 {
+	if r.ext != nil {
 		var err error
-		if signedHeaders, headerBlock, payload, err = g.canonicalHeaders(r.headers); err != nil {
+		if signedHeaders, headerBlock, payload, err = r.ext.canonicalHeaders(g); err != nil {
 			return "", err
 		}
 	}
@@ -222,9 +225,14 @@ func (g *GCS) sign(r *gcsV4Request, tr *gcsTrace) (string, error) {
 	pathEnd := len(cr)
 	cr = append(cr, '\n')
 	queryStart := len(cr)
-	var err error
-	if cr, err = g.appendQuery(cr, ts, r.expires, signedHeaders, r.query); err != nil {
-		return "", err
+	if r.ext == nil {
+		cr = g.appendQuery(cr, ts, r.expires, signedHeaders)
+	} else {
+		q, err := r.ext.canonicalQuery(g, string(ts), r.expires, signedHeaders)
+		if err != nil {
+			return "", err
+		}
+		cr = append(cr, q...)
 	}
 	queryEnd := len(cr)
 	cr = append(cr, '\n')
@@ -269,116 +277,17 @@ func (g *GCS) sign(r *gcsV4Request, tr *gcsTrace) (string, error) {
 	return b.String(), nil
 }
 
-// appendQuery appends the canonical query string: the X-Goog-* parameters
-// and any extra ones, each name and value escaped, sorted by name then value.
-func (g *GCS) appendQuery(dst, ts []byte, expires int64, signedHeaders string, extra []gcsParam) ([]byte, error) {
-	if len(extra) == 0 {
-		// The five X-Goog-* names are already in sorted order.
-		dst = append(dst, g.credPrefix...)
-		dst = append(dst, ts[:8]...)
-		dst = append(dst, "%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date="...)
-		dst = append(dst, ts...)
-		dst = append(dst, "&X-Goog-Expires="...)
-		dst = strconv.AppendInt(dst, expires, 10)
-		dst = append(dst, "&X-Goog-SignedHeaders="...)
-		return appendEscaped(dst, signedHeaders, false), nil
-	}
-	esc := func(s string) string { return string(appendEscaped(nil, s, false)) }
-	pairs := []gcsParam{
-		{"X-Goog-Algorithm", gcsAlgorithm},
-		{"X-Goog-Credential", g.credEmail + "%2F" + string(ts[:8]) + esc(gcsScopeSuffix)},
-		{"X-Goog-Date", string(ts)},
-		{"X-Goog-Expires", strconv.FormatInt(expires, 10)},
-		{"X-Goog-SignedHeaders", esc(signedHeaders)},
-	}
-	for _, p := range extra {
-		for _, q := range pairs[:5] {
-			if strings.EqualFold(p.name, q.name) {
-				return nil, fmt.Errorf("gcs: query parameter %s is set by the signer", q.name)
-			}
-		}
-		if strings.EqualFold(p.name, "X-Goog-Signature") {
-			return nil, errors.New("gcs: query parameter X-Goog-Signature is set by the signer")
-		}
-		pairs = append(pairs, gcsParam{esc(p.name), esc(p.value)})
-	}
-	slices.SortFunc(pairs, func(a, b gcsParam) int {
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.value, b.value)
-	})
-	for i, p := range pairs {
-		if i > 0 {
-			dst = append(dst, '&')
-		}
-		dst = append(dst, p.name...)
-		dst = append(dst, '=')
-		dst = append(dst, p.value...)
-	}
-	return dst, nil
-}
-
-// canonicalHeaders returns the signed-header list, the canonical header
-// block (one "name:value\n" line per header, host included) and the payload
-// hash. Names are lowercased and sorted; values trimmed with inner runs of
-// whitespace collapsed to one space; repeated names joined with commas. An
-// x-goog-content-sha256 header replaces UNSIGNED-PAYLOAD.
-func (g *GCS) canonicalHeaders(in []gcsHeader) (signed, block, payload string, err error) {
-	hs := make([]gcsHeader, 0, len(in)+1)
-	hs = append(hs, gcsHeader{"host", g.signHost})
-	for _, h := range in {
-		name := strings.ToLower(strings.TrimSpace(h.name))
-		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == ':' || r == ';' || r == 0x7f }) {
-			return "", "", "", fmt.Errorf("gcs: header name %q: want a token without spaces, ':' or ';'", h.name)
-		}
-		if name == "host" {
-			return "", "", "", errors.New("gcs: header host is set from the endpoint")
-		}
-		hs = append(hs, gcsHeader{name, gcsCollapseSpace(h.value)})
-	}
-	slices.SortStableFunc(hs, func(a, b gcsHeader) int { return strings.Compare(a.name, b.name) })
-	var sb, bb strings.Builder
-	payload = gcsUnsignedPayload
-	for i := 0; i < len(hs); {
-		name, value := hs[i].name, hs[i].value
-		for i++; i < len(hs) && hs[i].name == name; i++ {
-			value += "," + hs[i].value
-		}
-		if sb.Len() > 0 {
-			sb.WriteByte(';')
-		}
-		sb.WriteString(name)
-		bb.WriteString(name)
-		bb.WriteByte(':')
-		bb.WriteString(value)
-		bb.WriteByte('\n')
-		if name == gcsContentSHA256 {
-			payload = value
-		}
-	}
-	return sb.String(), bb.String(), payload, nil
-}
-
-// gcsCollapseSpace trims s and collapses each inner run of spaces and tabs
-// to one space, as the canonical header rules require.
-func gcsCollapseSpace(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	space := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case ' ', '\t', '\n', '\v', '\f', '\r':
-			space = b.Len() > 0
-		default:
-			if space {
-				b.WriteByte(' ')
-				space = false
-			}
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
+// appendQuery appends the canonical query string of the X-Goog-*
+// parameters (their names are already in sorted order), each value escaped.
+func (g *GCS) appendQuery(dst, ts []byte, expires int64, signedHeaders string) []byte {
+	dst = append(dst, g.credPrefix...)
+	dst = append(dst, ts[:8]...)
+	dst = append(dst, "%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date="...)
+	dst = append(dst, ts...)
+	dst = append(dst, "&X-Goog-Expires="...)
+	dst = strconv.AppendInt(dst, expires, 10)
+	dst = append(dst, "&X-Goog-SignedHeaders="...)
+	return appendEscaped(dst, signedHeaders, false)
 }
 
 // gcsValidBucket reports whether name uses only the characters GCS allows

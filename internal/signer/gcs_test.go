@@ -160,11 +160,15 @@ func TestGCSConformanceVectors(t *testing.T) {
 				t.Fatalf("NewGCS: %v", err)
 			}
 			r := gcsV4Request{method: v.Method, object: v.Object, at: v.Timestamp.UTC(), expires: v.Expiration}
+			ext := &gcsExt{}
 			for name, value := range v.Headers {
-				r.headers = append(r.headers, gcsHeader{name, value})
+				ext.headers = append(ext.headers, gcsHeader{name, value})
 			}
 			for name, value := range v.QueryParameters {
-				r.query = append(r.query, gcsParam{name, value})
+				ext.query = append(ext.query, gcsParam{name, value})
+			}
+			if len(ext.headers)+len(ext.query) > 0 {
+				r.ext = ext // else the path Presign takes
 			}
 			var tr gcsTrace
 			got, err := g.sign(&r, &tr)
@@ -423,11 +427,11 @@ func TestGCSSignErrors(t *testing.T) {
 		r    gcsV4Request
 		want string
 	}{
-		{"host header", gcsV4Request{headers: []gcsHeader{{"Host", "evil.example"}}}, "header host is set from the endpoint"},
-		{"header with colon", gcsV4Request{headers: []gcsHeader{{"a:b", "c"}}}, `header name "a:b"`},
-		{"empty header name", gcsV4Request{headers: []gcsHeader{{" ", "c"}}}, "header name"},
-		{"reserved query", gcsV4Request{query: []gcsParam{{"x-goog-date", "1"}}}, "X-Goog-Date is set by the signer"},
-		{"signature query", gcsV4Request{query: []gcsParam{{"X-Goog-Signature", "1"}}}, "X-Goog-Signature is set by the signer"},
+		{"host header", gcsV4Request{ext: &gcsExt{headers: []gcsHeader{{"Host", "evil.example"}}}}, "header host is set from the endpoint"},
+		{"header with colon", gcsV4Request{ext: &gcsExt{headers: []gcsHeader{{"a:b", "c"}}}}, `header name "a:b"`},
+		{"empty header name", gcsV4Request{ext: &gcsExt{headers: []gcsHeader{{" ", "c"}}}}, "header name"},
+		{"reserved query", gcsV4Request{ext: &gcsExt{query: []gcsParam{{"x-goog-date", "1"}}}}, "X-Goog-Date is set by the signer"},
+		{"signature query", gcsV4Request{ext: &gcsExt{query: []gcsParam{{"X-Goog-Signature", "1"}}}}, "X-Goog-Signature is set by the signer"},
 		{"expiry too long", gcsV4Request{expires: 604801}, "want 1 to 604800 seconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -445,7 +449,7 @@ func TestGCSSignErrors(t *testing.T) {
 
 func TestGCSRepeatedHeaders(t *testing.T) {
 	g := gcsNewVectorSigner(t, gcsOptions{})
-	signed, block, payload, err := g.canonicalHeaders([]gcsHeader{{"X-B", " 2 "}, {"x-a", "1"}, {"X-b", "3"}})
+	signed, block, payload, err := (&gcsExt{headers: []gcsHeader{{"X-B", " 2 "}, {"x-a", "1"}, {"X-b", "3"}}}).canonicalHeaders(g)
 	if err != nil {
 		t.Fatal(err)
 	}
