@@ -70,7 +70,7 @@ type gcsOptions struct {
 // the same inputs always give byte-identical URLs; and because it would pull
 // gRPC and a large dependency tree into a small binary.
 type GCS struct {
-	key    *rsa.PrivateKey
+	key *rsa.PrivateKey
 
 	// Precomputed pieces of every URL and canonical request.
 	urlBase    string // "https://storage.googleapis.com": scheme and authority, port kept
