@@ -407,7 +407,7 @@ func TestCloudReadiness(t *testing.T) {
 // gcsKeyFile is Google's conformance-test service account (a dummy key
 // published with the V4 signing vectors; it signs nothing real).
 func gcsKeyFile(t testing.TB) string {
-	return filepath.Join(testenv.RepoRoot(t), "..", "shared", "vectors", "gcs-v4", "test_service_account.not-a-test.json")
+	return filepath.Join(testenv.RepoRoot(t), "internal", "signer", "testdata", "gcs-v4", "test_service_account.not-a-test.json")
 }
 
 // TestCloudGCSInterop: gcs sources with HMAC keys sign SigV4 for GCS's

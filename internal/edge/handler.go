@@ -385,25 +385,14 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		ck.method = http.MethodHead
 	}
 	v, _, hit, err := s.urls.Get(ctx, ck, s.now, func(ctx context.Context) (*cachedURL, time.Time, error) {
-		at := s.now().Truncate(src.window)
-		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key, At: at, TTL: src.ttl, ForFetch: forFetch})
+		// The signer says how long its URL may be handed out (window,
+		// margins, expiring credentials): the cache only keeps it so long.
+		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key,
+			At: s.now().Truncate(src.window), TTL: src.ttl, Window: src.window, ForFetch: forFetch})
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		// Serve it until the window ends, while at least half its life
-		// is left; never within a minute (a quarter of a short url_ttl)
-		// of its expiry.
-		until := at.Add(src.window)
-		margin := min(time.Minute, src.ttl/4)
-		if p.Expires.Before(at.Add(src.ttl)) {
-			// Capped at expiring credentials: hand it out only while it
-			// has the life the signer guarantees before their refresh.
-			margin = max(margin, signer.CredentialRefresh)
-		}
-		if limit := p.Expires.Add(-margin); limit.Before(until) {
-			until = limit
-		}
-		return &cachedURL{Presigned: p, until: until, location: []string{p.URL}}, until, nil
+		return &cachedURL{Presigned: p, until: p.ServeUntil, location: []string{p.URL}}, p.ServeUntil, nil
 	})
 	if err != nil {
 		s.metrics.presignError.Inc()
@@ -460,7 +449,7 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 		return err
 	}
 	defer release()
-	f, err := src.file.FS().Open(name)
+	f, err := src.file.Open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
 			return errObjectNotFound

@@ -38,7 +38,8 @@ type Source struct {
 	ttl    time.Duration
 	window time.Duration
 	signer signer.Signer
-	file   *signer.File // file provider only
+	file   fileSigner // file provider only
+	closer io.Closer  // signers holding resources (file roots)
 	cfg    source.Config
 	// logName is the name as the access log shows it (configured, so
 	// bounded).
@@ -294,11 +295,19 @@ func (src *Source) setState(up bool, problem string, at time.Time) {
 	}
 }
 
+// fileSigner is what the edge needs of a file source's signer besides
+// Presign: checking the /v1/f URLs it signed, and opening exactly the file
+// a key names (no symbolic link leads elsewhere). It is an fs.FS.
+type fileSigner interface {
+	Verify(relKey, exp, sig string, now time.Time) error
+	Open(name string) (fs.File, error)
+}
+
 // Close releases what the server holds.
 func (s *Server) Close() {
 	for _, src := range s.ordered {
-		if src.file != nil {
-			src.file.Close()
+		if src.closer != nil {
+			src.closer.Close()
 		}
 	}
 	s.streams.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -94,7 +95,7 @@ func (s *Server) buildSource(ctx context.Context, sc source.Config, opts Options
 			src.endpointPath = p + "/"
 		}
 	}
-	sopts := signer.Options{File: signer.FileOptions{
+	sopts := signer.Options{Now: opts.Now, File: signer.FileOptions{
 		BasePath: "/v1/f/" + signer.EscapePath(sc.Name) + "/",
 		Prefix:   sc.Prefix,
 		FS:       opts.FileFS[sc.Name],
@@ -103,7 +104,8 @@ func (s *Server) buildSource(ctx context.Context, sc source.Config, opts Options
 	if err != nil {
 		return nil, err
 	}
-	src.file, _ = sg.(*signer.File)
+	src.file, _ = sg.(fileSigner)
+	src.closer, _ = sg.(io.Closer)
 	src.signer = withDeadline(sg, s.cfg.Server.RequestTimeout)
 	if src.mode == modeStream && src.file == nil {
 		s.streams.AddSource(sc.Name) // its transport, built once
