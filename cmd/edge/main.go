@@ -6,6 +6,7 @@
 //	edge token -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
 //	edge presign -config FILE REF
 //	edge check -config FILE
+//	edge sync -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE
 package main
 
 import (
@@ -35,6 +36,7 @@ usage:
   edge token   -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
   edge presign -config FILE REF                   REF is SOURCE/KEY or a storage URL
   edge check   -config FILE                       validate the config, probe every source; exit 1 on problems
+  edge sync    -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE   list the source into a JSON-lines manifest
 `
 
 func main() {
@@ -60,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = presign(ctx, args[1:], stdout, stderr)
 	case "check":
 		err = check(ctx, args[1:], stdout, stderr)
+	case "sync":
+		err = syncCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
