@@ -95,8 +95,8 @@ const (
 func TestParsePage(t *testing.T) {
 	type want struct {
 		key, storageKey, etag string
-		size                 int64
-		modified             time.Time
+		size                  int64
+		modified              time.Time
 	}
 	tests := []struct {
 		name, body, prefix string
