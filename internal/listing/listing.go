@@ -54,7 +54,7 @@ type PageSigner interface {
 // ErrOrder is wrapped by the error a listing returns when the store answers
 // keys out of byte order (or twice): a manifest must be key-ordered for the
 // diff to be exact, and memory stays flat only if nothing is re-sorted.
-var ErrOrder = errors.New("keys out of byte order")
+var ErrOrder = errors.New("keys out of order")
 
 // orderError reports a key that does not sort after the one before it.
 // Keys are quoted with %q: control characters cannot forge a line.
@@ -69,6 +69,11 @@ func New(sg signer.Signer, prefix string, opts RemoteOptions) (Lister, error) {
 	switch s := sg.(type) {
 	case *signer.File:
 		return &File{FS: s.FS(), Prefix: prefix}, nil
+	case *signer.Azure:
+		if opts.Order == nil {
+			opts.Order = UTF16Order
+		}
+		return NewRemote(s, prefix, opts), nil
 	case PageSigner:
 		return NewRemote(s, prefix, opts), nil
 	case nil:

@@ -170,11 +170,14 @@ func (e *ManifestError) Error() string {
 
 // ManifestReader reads an older manifest line by line, as a key-ordered
 // stream for the diff: every line must be one of the shapes Sync writes,
-// keys strictly increasing in byte order, and the summary line last (a
+// keys strictly increasing (in byte order, or the source's Order), and the summary line last (a
 // manifest without one was cut short, and diffing against it would call
 // every object past the cut "added"). Removed lines are order-checked and
 // skipped; unknown fields are ignored.
 type ManifestReader struct {
+	// Order is the order keys must increase in; NewManifestReader sets
+	// ByteOrder (Sync sets its lister's).
+	Order   KeyOrder
 	r       *bufio.Reader
 	line    int
 	prev    string
@@ -185,7 +188,7 @@ type ManifestReader struct {
 
 // NewManifestReader reads the manifest in r.
 func NewManifestReader(r io.Reader) *ManifestReader {
-	return &ManifestReader{r: bufio.NewReaderSize(r, 64<<10)}
+	return &ManifestReader{Order: ByteOrder, r: bufio.NewReaderSize(r, 64<<10)}
 }
 
 // oldLine is the JSON of any line; pointers tell absent from zero.
@@ -250,11 +253,11 @@ func (m *ManifestReader) Next() (OldEntry, error) {
 		if key == "" {
 			return bad("empty key")
 		}
-		if m.started && key <= m.prev {
+		if m.started && m.Order(key, m.prev) <= 0 {
 			if key == m.prev {
 				return bad("key %q listed twice", key)
 			}
-			return bad("keys out of order: %q after %q (a manifest is in byte order of its keys)", key, m.prev)
+			return bad("keys out of order: %q after %q (a manifest is in the order its source lists keys in)", key, m.prev)
 		}
 		m.prev, m.started = key, true
 		change := ""

@@ -36,6 +36,9 @@ type RemoteOptions struct {
 	// PageSize caps each page (max-keys, maxresults); 0 keeps the store's
 	// default (1000 for S3 and GCS, 5000 for Azure).
 	PageSize int
+	// Order is the order the store lists keys in; nil means ByteOrder.
+	// New sets UTF16Order for Azure sources (see UTF16Order).
+	Order KeyOrder
 }
 
 // Remote lists a bucket prefix through presigned list URLs: each page is
@@ -47,7 +50,8 @@ type RemoteOptions struct {
 // versitygw and MinIO give), GCS's XML ListBucketResult with NextMarker,
 // and Azure's List Blobs EnumerationResults, telling them apart by the root
 // element. Every key must start with the prefix and sort after the one
-// before it in byte order; anything else fails the listing (ErrOrder),
+// before it in the store's order (Order: byte order, but UTF-16 code unit
+// order for Azure); anything else fails the listing (ErrOrder),
 // because a manifest out of order cannot be diffed exactly.
 //
 // Azure lists Etag without quotes; Remote adds them, as in the ETag header
@@ -58,6 +62,9 @@ type Remote struct {
 	opts    RemoteOptions
 	skipped atomic.Int64
 }
+
+// Order implements Ordered.
+func (r *Remote) Order() KeyOrder { return r.opts.Order }
 
 // Skipped is the number of keys the last List left out because they were
 // not valid UTF-8 (S3 keys always are; a decoded key might not be).
@@ -73,6 +80,9 @@ func NewRemote(s PageSigner, prefix string, opts RemoteOptions) *Remote {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Order == nil {
+		opts.Order = ByteOrder
 	}
 	return &Remote{signer: s, prefix: prefix, opts: opts}
 }
@@ -117,7 +127,7 @@ func (r *Remote) List(ctx context.Context, yield func(Object) error) error {
 		}
 		r.skipped.Add(int64(p.skipped))
 		for _, o := range p.objects {
-			if !first && o.StorageKey <= prev {
+			if !first && r.opts.Order(o.StorageKey, prev) <= 0 {
 				return orderError("list", prev, o.StorageKey)
 			}
 			prev, first = o.StorageKey, false

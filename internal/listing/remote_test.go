@@ -291,7 +291,9 @@ func TestSyncIncremental(t *testing.T) {
 func TestRemoteAzurite(t *testing.T) {
 	az := testenv.StartAzurite(t)
 	az.CreateContainer(t, "media")
-	inside := slices.Concat(awkwardInside, []string{"images/ab", "images/a", "images/\U0001F600x", "images/\uffff"})
+	// Azurite answers HTTP 500 for a name holding U+FFFF (real Azure
+	// percent-encodes it, Encoded="true": see TestParsePage).
+	inside := slices.Concat(awkwardInside, []string{"images/ab", "images/a", "images/\U0001F600x", "images/\ufffd"})
 	around := slices.Concat(outside, []string{"images"})
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -307,7 +309,12 @@ func TestRemoteAzurite(t *testing.T) {
 	wg.Wait()
 	cfg := signer.Config{Provider: signer.ProviderAzure, Bucket: "media", Account: az.Account, Endpoint: az.Endpoint,
 		Credentials: signer.Credentials{Type: "shared_key", AccountKey: az.Key}}
+	// Azurite lists in UTF-16 code unit order ("！" after "😀").
 	want := wantRelative("images/", inside, manyKeys(150))
+	slices.SortFunc(want, UTF16Order)
+	if slices.IsSorted(want) {
+		t.Fatal("the keys do not tell UTF-16 order from byte order")
+	}
 	for _, pageSize := range []int{0, 9} {
 		t.Run(fmt.Sprintf("page size %d", pageSize), func(t *testing.T) {
 			got := checkListing(t, newLister(t, cfg, "images/", pageSize), want)

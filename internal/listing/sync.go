@@ -69,12 +69,13 @@ func Sync(ctx context.Context, l Lister, opts Options, w io.Writer) (Summary, er
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &syncer{opts: opts, start: opts.Now(), bw: bufio.NewWriterSize(w, 64<<10), cancel: cancel}
+	s := &syncer{order: orderOf(l), opts: opts, start: opts.Now(), bw: bufio.NewWriterSize(w, 64<<10), cancel: cancel}
 	s.lastFlush, s.lastProgress = s.start, s.start
 	s.flusher, _ = w.(http.Flusher)
 	s.errFlusher, _ = w.(interface{ Flush() error })
 	if opts.Since != nil {
 		s.old = NewManifestReader(opts.Since)
+		s.old.Order = s.order
 		if err := s.advance(); err != nil {
 			return Summary{}, err
 		}
@@ -87,7 +88,7 @@ func Sync(ctx context.Context, l Lister, opts Options, w io.Writer) (Summary, er
 	}
 
 	err := l.List(ctx, func(o Object) error {
-		for s.hasOld && s.oldE.Key < o.Key {
+		for s.hasOld && s.order(s.oldE.Key, o.Key) < 0 {
 			if err := s.emit(ctx, line{obj: Object{Key: s.oldE.Key}, change: Removed}, nil); err != nil {
 				return err
 			}
@@ -150,6 +151,7 @@ func Sync(ctx context.Context, l Lister, opts Options, w io.Writer) (Summary, er
 }
 
 type syncer struct {
+	order  KeyOrder
 	opts   Options
 	start  time.Time
 	bw     *bufio.Writer
