@@ -315,3 +315,27 @@ func BenchmarkSyncDiff(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(all)*b.N)/b.Elapsed().Seconds(), "objects/s")
 }
+
+// utf16Lister lists in UTF-16 order, as an Azure Remote does.
+type utf16Lister struct{ Lister }
+
+func (utf16Lister) Order() KeyOrder { return UTF16Order }
+
+// TestSyncUTF16Order: an Azure source's manifests are in UTF-16 order, and
+// the diff merges in it.
+func TestSyncUTF16Order(t *testing.T) {
+	old := utf16Lister{sliceLister(objs("a=1", "b\U0001F600=2", "b\uff01=3", "c=4"))}
+	first, _ := runSync(t, old, Options{})
+	now := utf16Lister{sliceLister(objs("a=1", "b\U0001F600=2X", "b\uff01=3", "b\uff02=5"))}
+	out, _ := runSync(t, now, Options{Since: bytes.NewReader(first)})
+	lines, _ := decodeManifest(t, out)
+	if got, want := changes(lines), "a:unchanged b\U0001F600:changed b\uff01:unchanged b\uff02:added c:removed"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// A byte-ordered stream from a UTF-16 source is an error, not a diff.
+	var buf bytes.Buffer
+	_, err := Sync(context.Background(), utf16Lister{sliceLister(objs("a=1"))}, Options{Since: strings.NewReader(`{"key":"b\uff01","size":1}` + "\n" + "{\"key\":\"b\U0001F600\",\"size\":1}\n" + sum)}, &buf)
+	if err == nil || !strings.Contains(err.Error(), "line 2: keys out of order") {
+		t.Errorf("error %v", err)
+	}
+}
