@@ -14,7 +14,9 @@ import (
 
 func TestServe(t *testing.T) {
 	l := sliceLister(objs("a=1", "b=2"))
-	check := func(ctx context.Context, o Object) CheckResult { return CheckResult{Check: map[string]string{"type": "image/png"}, BytesRead: 4} }
+	check := func(ctx context.Context, o Object) CheckResult {
+		return CheckResult{Check: map[string]string{"type": "image/png"}, BytesRead: 4}
+	}
 	tests := []struct {
 		name   string
 		query  string
