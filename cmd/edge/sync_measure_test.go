@@ -20,7 +20,9 @@ import (
 
 // TestMeasureSync measures `edge sync` listing N objects from versitygw
 // (objects/s, peak RSS from /usr/bin/time -v) and, when RCLONE names an
-// rclone binary, `rclone lsjson -R` on the same bucket. It runs only with
+// rclone binary, `rclone lsjson -R` on the same bucket (plain, which
+// HEADs every object for its mtime metadata, and with --use-server-modtime,
+// which lists only, like edge sync). It runs only with
 // EDGE_SYNC_MEASURE=N:
 //
 //	EDGE_SYNC_MEASURE=10000 RCLONE=/tmp/rclone/rclone go test -run TestMeasureSync -v -timeout 30m ./cmd/edge/
@@ -63,7 +65,7 @@ sources:
 		env := append(os.Environ(), "RCLONE_CONFIG_V_TYPE=s3", "RCLONE_CONFIG_V_PROVIDER=Other",
 			"RCLONE_CONFIG_V_ENDPOINT="+v.Endpoint, "RCLONE_CONFIG_V_ACCESS_KEY_ID="+v.AccessKey,
 			"RCLONE_CONFIG_V_SECRET_ACCESS_KEY="+v.SecretKey, "RCLONE_CONFIG_V_FORCE_PATH_STYLE=true")
-		for _, args := range [][]string{{"lsjson", "-R", "v:media/images/"}, {"lsjson", "-R", "--fast-list", "v:media/images/"}} {
+		for _, args := range [][]string{{"lsjson", "-R", "v:media/images/"}, {"lsjson", "-R", "--fast-list", "--use-server-modtime", "v:media/images/"}, {"lsjson", "-R", "--use-server-modtime", "v:media/images/"}} {
 			c := exec.Command("/usr/bin/time", append([]string{"-v", rc}, args...)...)
 			c.Env = env
 			timed(t, "rclone "+fmt.Sprint(args), n, c)
