@@ -7,6 +7,7 @@
 //	edge presign -config FILE REF
 //	edge check -config FILE [-source NAME] [-json]
 //	edge policy -config FILE [-json] SOURCE
+//	edge sync -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE
 package main
 
 import (
@@ -38,6 +39,7 @@ usage:
   edge check   -config FILE [-source NAME] [-json] validate the config, probe every source step by step; exit 1 on problems
   edge policy  -config FILE [-json] SOURCE         what the customer pastes for SOURCE: policies, CORS, roles
   edge connections schema                         print the SQL (table, trigger) for connections in PostgreSQL
+  edge sync    -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE   list the source into a JSON-lines manifest
 `
 
 func main() {
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = policy(ctx, args[1:], stdout, stderr)
 	case "connections":
 		err = connectionsCmd(args[1:], stdout, stderr)
+	case "sync":
+		err = syncCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -237,7 +237,7 @@ func (a *Azure) Presign(ctx context.Context, r Request) (Presigned, error) {
 			return Presigned{}, fmt.Errorf("azure: delegation key valid %s to %s cannot sign for %s to %s",
 				k.start.Format(time.RFC3339), k.expiry.Format(time.RFC3339), at.Format(time.RFC3339), at.Add(ttl).Format(time.RFC3339))
 		}
-		q := a.signUserDelegation(k, v.StartTime, v.ExpiryTime, r.Key)
+		q := a.signUserDelegation(k, v.StartTime, v.ExpiryTime, blobPermRead, r.Key)
 		return presigned(r, a.url(r.Key, q), v.ExpiryTime), nil
 	}
 	if err != nil {
@@ -265,16 +265,20 @@ func (a *Azure) url(key, q string) string {
 // that credential only from its service client, which links the whole
 // container package (Apache Arrow among it), so the edge signs itself.
 // https://learn.microsoft.com/rest/api/storageservices/create-user-delegation-sas
-func (a *Azure) signUserDelegation(k *azureDelegationKey, start, expiry time.Time, blobName string) string {
+func (a *Azure) signUserDelegation(k *azureDelegationKey, start, expiry time.Time, perm, blobName string) string {
 	st, se := start.UTC().Format(sas.TimeFormat), expiry.UTC().Format(sas.TimeFormat)
-	canonical := "/blob/" + a.account + "/" + a.container + "/" + strings.ReplaceAll(blobName, "\\", "/")
+	// An empty blob name signs for the container (a listing: sr=c).
+	canonical, resource := "/blob/"+a.account+"/"+a.container, "c"
+	if blobName != "" {
+		canonical, resource = canonical+"/"+strings.ReplaceAll(blobName, "\\", "/"), "b"
+	}
 	stringToSign := strings.Join([]string{
-		blobPermRead, st, se, canonical,
+		perm, st, se, canonical,
 		k.oid, k.tid, k.skt, k.ske, k.service, k.version,
 		"", "", "", // saoid, suoid, scid
 		"", "", // skdutid, sduoid
 		"", // sip
-		string(a.protocol), sas.Version, "b",
+		string(a.protocol), sas.Version, resource,
 		"", "", // snapshot time, ses
 		"", "", // srh, srq
 		"", "", "", "", "", // rscc, rscd, rsce, rscl, rsct
@@ -282,7 +286,7 @@ func (a *Azure) signUserDelegation(k *azureDelegationKey, start, expiry time.Tim
 	m := hmac.New(sha256.New, k.value)
 	m.Write([]byte(stringToSign))
 	v := url.Values{
-		"sv": {sas.Version}, "spr": {string(a.protocol)}, "st": {st}, "se": {se}, "sr": {"b"}, "sp": {blobPermRead},
+		"sv": {sas.Version}, "spr": {string(a.protocol)}, "st": {st}, "se": {se}, "sr": {resource}, "sp": {perm},
 		"skoid": {k.oid}, "sktid": {k.tid}, "skt": {k.skt}, "ske": {k.ske}, "sks": {k.service}, "skv": {k.version},
 		"sig": {base64.StdEncoding.EncodeToString(m.Sum(nil))},
 	}

@@ -959,7 +959,7 @@ func TestAzureUserDelegationMatchesSDK(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := s.signUserDelegation(k, start, expiry, name), qp.Encode(); got != want {
+			if got, want := s.signUserDelegation(k, start, expiry, blobPermRead, name), qp.Encode(); got != want {
 				t.Errorf("endpoint %q, blob %q:\n got %s\nwant %s", endpoint, name, got, want)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -12,12 +11,9 @@ import (
 // headers and query parameters. Presign never signs either, so this lives
 // with the tests and reaches the signer through gcsV4Request.ext.
 
-// gcsHeader is one extra signed header; gcsParam one extra query parameter.
-// Both are given raw: the extension lowercases, trims and escapes.
-type (
-	gcsHeader struct{ name, value string }
-	gcsParam  struct{ name, value string }
-)
+// gcsHeader is one extra signed header, given raw: the extension
+// lowercases and trims it.
+type gcsHeader struct{ name, value string }
 
 // gcsExt is a gcsExtension with extra headers and query parameters.
 type gcsExt struct {
@@ -25,60 +21,9 @@ type gcsExt struct {
 	query   []gcsParam
 }
 
-// appendQuery appends the canonical query string: the X-Goog-* parameters
-// and the extra ones, each name and value escaped, sorted by name then value.
+// canonicalQuery merges the extra query parameters (gcs_query.go).
 func (e *gcsExt) canonicalQuery(g *GCS, tss string, expires int64, signedHeaders string) (string, error) {
-	b, err := e.appendQuery(g, nil, []byte(tss), expires, signedHeaders)
-	return string(b), err
-}
-
-func (e *gcsExt) appendQuery(g *GCS, dst, ts []byte, expires int64, signedHeaders string) ([]byte, error) {
-	extra := e.query
-	if len(extra) == 0 {
-		// The five X-Goog-* names are already in sorted order.
-		dst = append(dst, g.credPrefix...)
-		dst = append(dst, ts[:8]...)
-		dst = append(dst, "%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date="...)
-		dst = append(dst, ts...)
-		dst = append(dst, "&X-Goog-Expires="...)
-		dst = strconv.AppendInt(dst, expires, 10)
-		dst = append(dst, "&X-Goog-SignedHeaders="...)
-		return appendEscaped(dst, signedHeaders, false), nil
-	}
-	esc := func(s string) string { return string(appendEscaped(nil, s, false)) }
-	pairs := []gcsParam{
-		{"X-Goog-Algorithm", gcsAlgorithm},
-		{"X-Goog-Credential", g.credEmail + "%2F" + string(ts[:8]) + esc(gcsScopeSuffix)},
-		{"X-Goog-Date", string(ts)},
-		{"X-Goog-Expires", strconv.FormatInt(expires, 10)},
-		{"X-Goog-SignedHeaders", esc(signedHeaders)},
-	}
-	for _, p := range extra {
-		for _, q := range pairs[:5] {
-			if strings.EqualFold(p.name, q.name) {
-				return nil, fmt.Errorf("gcs: query parameter %s is set by the signer", q.name)
-			}
-		}
-		if strings.EqualFold(p.name, "X-Goog-Signature") {
-			return nil, errors.New("gcs: query parameter X-Goog-Signature is set by the signer")
-		}
-		pairs = append(pairs, gcsParam{esc(p.name), esc(p.value)})
-	}
-	slices.SortFunc(pairs, func(a, b gcsParam) int {
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.value, b.value)
-	})
-	for i, p := range pairs {
-		if i > 0 {
-			dst = append(dst, '&')
-		}
-		dst = append(dst, p.name...)
-		dst = append(dst, '=')
-		dst = append(dst, p.value...)
-	}
-	return dst, nil
+	return gcsQuery(e.query).canonicalQuery(g, tss, expires, signedHeaders)
 }
 
 // canonicalHeaders returns the signed-header list, the canonical header
