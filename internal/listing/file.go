@@ -107,9 +107,12 @@ func (f *File) walk(ctx context.Context, dir, keyBase, namePrefix string, yield 
 			}
 			continue
 		}
-		info, err := en.e.Info()
+		// Stat through f.FS, not DirEntry.Info: the file signer's directory
+		// handles carry names relative to its root, which Info would lstat
+		// relative to the working directory. Opening follows no link.
+		info, err := fs.Stat(f.FS, p)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the directory was read
+			continue // removed (or replaced by a link) since the directory was read
 		}
 		if err != nil {
 			return err
