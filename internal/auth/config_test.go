@@ -77,7 +77,7 @@ func TestValidate(t *testing.T) {
 				{Alg: "RS256", Secret: secret1},
 			},
 		}, [][]string{
-			{"auth.leeway", "1h0m0s"},
+			{"auth.leeway", "between 0 and 5m"},
 			{"auth.keys[0]: ", "at least 32 bytes"},
 			{"auth.keys[1].id", "duplicate"},
 			{"auth.keys[1]: ", "P-384"},
@@ -107,6 +107,24 @@ func TestValidateSecretNotQuoted(t *testing.T) {
 	for _, err := range (&Config{Keys: []KeyConfig{{Alg: "HS256", Secret: s}, {Alg: "RS256", Secret: s}}}).Validate() {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("got %q, want the secret left out", err)
+		}
+	}
+}
+
+// TestValidateValuesNotEchoed: no message quotes the operator's values,
+// a key file's path or a leeway included (a secret may sit in any key).
+func TestValidateValuesNotEchoed(t *testing.T) {
+	const path = "/nonexistent/s3cr3t-dir/app.pub.pem"
+	cfg := Config{Leeway: 7 * time.Minute, Keys: []KeyConfig{{Alg: "ES256", PublicKeyFile: path}}}
+	errs := cfg.Validate()
+	if len(errs) != 2 {
+		t.Fatalf("got %d problems %v, want 2 (leeway, public_key_file)", len(errs), errs)
+	}
+	for _, err := range errs {
+		for _, v := range []string{"s3cr3t", "7m"} {
+			if strings.Contains(err.Error(), v) {
+				t.Errorf("got %q, want the value %q left out", err, v)
+			}
 		}
 	}
 }
