@@ -59,7 +59,7 @@ func TestValidate(t *testing.T) {
 		{"secret on RS256", Config{Keys: []KeyConfig{{Alg: "RS256", Secret: secret1, PublicKey: k.rsaPEM}}}, [][]string{{"auth.keys[0]", "not a secret"}}},
 		{"both public_key and public_key_file", Config{Keys: []KeyConfig{{Alg: "ES256", PublicKey: k.ecPEM, PublicKeyFile: writeFile(t, "ec.pem", k.ecPEM)}}}, [][]string{{"auth.keys[0]", "not both"}}},
 		{"no public key", Config{Keys: []KeyConfig{{Alg: "EdDSA"}}}, [][]string{{"auth.keys[0]", "needs public_key"}}},
-		{"missing file", Config{Keys: []KeyConfig{{Alg: "ES256", PublicKeyFile: filepath.Join(t.TempDir(), "no such file")}}}, [][]string{{"auth.keys[0]", "public_key_file", "no such file"}}},
+		{"missing file", Config{Keys: []KeyConfig{{Alg: "ES256", PublicKeyFile: filepath.Join(t.TempDir(), "nope.pem")}}}, [][]string{{"auth.keys[0]", "public_key_file", "no such file"}}},
 		{"not PEM", Config{Keys: []KeyConfig{{Alg: "ES256", PublicKey: "not a key"}}}, [][]string{{"auth.keys[0]", "no PEM block"}}},
 		{"private key PEM", Config{Keys: []KeyConfig{{Alg: "ES256", PublicKey: k.privPEM}}}, [][]string{{"auth.keys[0]", "not a public key"}}},
 		{"bad DER", Config{Keys: []KeyConfig{{Alg: "ES256", PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}}}, [][]string{{"auth.keys[0]"}}},
