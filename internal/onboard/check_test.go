@@ -244,3 +244,19 @@ func TestCheckDottedVirtual(t *testing.T) {
 		})
 	}
 }
+
+// TestListCredentialsAreTheSigners: the list step acts as the identity
+// the signer signs with. A web_identity source whose token file is
+// missing has no credentials; listing with the edge's default chain
+// instead would probe someone else's access.
+func TestListCredentialsAreTheSigners(t *testing.T) {
+	cfg := signer.Config{Provider: signer.ProviderS3, Bucket: "b", Region: "us-east-1", Credentials: signer.Credentials{
+		Type: "web_identity", RoleARN: "arn:aws:iam::123456789012:role/r", WebIdentityToken: "/nonexistent/s3cr3t/token"}}
+	p, err := s3Credentials(context.Background(), cfg, signer.S3Options{})
+	if err == nil {
+		t.Fatalf("got a provider %T, want an error: the token file is missing", p)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("got %q, want the path left out", err)
+	}
+}
