@@ -157,7 +157,7 @@ func readStatements(src Source, principal *awsPrincipal, withKMS bool) []iamStat
 }
 
 func awsDocuments(ctx context.Context, src Source, opts PolicyOptions) ([]Document, error) {
-	principal, err := awsPlatformPrincipal(ctx, opts)
+	principal, err := awsPlatformPrincipal(ctx, opts, Partition(src.Region))
 	if err != nil {
 		return nil, err
 	}
@@ -259,9 +259,10 @@ func corsOrigins(patterns []string, wildcards bool) (origins, dropped []string) 
 
 // awsPlatformPrincipal is the principal customers trust: the configured
 // one, or the caller identity of the default chain. A 12-digit account id
-// becomes the account's root principal; an assumed-role session becomes
-// its role (trust policies name roles, not sessions).
-func awsPlatformPrincipal(ctx context.Context, opts PolicyOptions) (string, error) {
+// becomes the account's root principal in the bucket's partition (an
+// account of aws-cn is no principal of aws); an assumed-role session
+// becomes its role (trust policies name roles, not sessions).
+func awsPlatformPrincipal(ctx context.Context, opts PolicyOptions, partition string) (string, error) {
 	p := opts.Platform.AWSPrincipal
 	if p == "" {
 		get := opts.CallerIdentity
@@ -273,12 +274,12 @@ func awsPlatformPrincipal(ctx context.Context, opts PolicyOptions) (string, erro
 			return "", fmt.Errorf("platform.aws_principal is not set and sts:GetCallerIdentity of the default credential chain failed (set platform.aws_principal): %w", err)
 		}
 	}
-	return normalizePrincipal(p), nil
+	return normalizePrincipal(p, partition), nil
 }
 
-func normalizePrincipal(p string) string {
+func normalizePrincipal(p, partition string) string {
 	if len(p) == 12 && strings.Trim(p, "0123456789") == "" {
-		return "arn:aws:iam::" + p + ":root"
+		return "arn:" + partition + ":iam::" + p + ":root"
 	}
 	// arn:PART:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:PART:iam::ACCOUNT:role/ROLE
 	parts := strings.SplitN(p, ":", 6)

@@ -258,3 +258,32 @@ func TestPlatformValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyAccountPrincipalPartition: a 12-digit platform account is
+// the root principal of the bucket's partition, as every ARN of the
+// documents is: arn:aws:iam:: names no principal in aws-cn or aws-us-gov.
+func TestPolicyAccountPrincipalPartition(t *testing.T) {
+	for region, want := range map[string]string{
+		"cn-north-1":    "arn:aws-cn:iam::111122223333:root",
+		"us-gov-west-1": "arn:aws-us-gov:iam::111122223333:root",
+		"eu-west-1":     "arn:aws:iam::111122223333:root",
+	} {
+		t.Run(region, func(t *testing.T) {
+			src := Source{Name: "s", Config: signer.Config{Provider: "s3", Bucket: "b", Region: region, Credentials: signer.Credentials{Type: "default"}}}
+			res, err := Policy(context.Background(), src, PolicyOptions{Platform: Platform{AWSPrincipal: "111122223333"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range res.Documents {
+				if d.Kind != KindAWSBucket {
+					continue
+				}
+				if got := d.JSON.(iamPolicy).Statement[0].Principal.AWS; got != want {
+					t.Errorf("got principal %s, want %s", got, want)
+				}
+				return
+			}
+			t.Fatal("no bucket policy")
+		})
+	}
+}
