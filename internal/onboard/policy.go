@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -398,6 +399,12 @@ func gcsClientEmail(c signer.Credentials) (string, error) {
 	case c.KeyFile != "":
 		var err error
 		if data, err = os.ReadFile(c.KeyFile); err != nil {
+			// The cause only: the path is the operator's value (and the
+			// admin route answers this text to its caller).
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
 			return "", fmt.Errorf("%s and credentials.key_file cannot be read: %w", fix, err)
 		}
 	default:

@@ -287,3 +287,16 @@ func TestPolicyAccountPrincipalPartition(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyKeyFileNotEchoed: an unreadable key file is named by its
+// key, never by its path (the admin route answers the message).
+func TestPolicyKeyFileNotEchoed(t *testing.T) {
+	src := Source{Name: "g", Config: signer.Config{Provider: "gcs", Bucket: "b", Credentials: signer.Credentials{Type: "service_account", KeyFile: "/nonexistent/s3cr3t/sa.json"}}}
+	_, err := Policy(context.Background(), src, PolicyOptions{})
+	if err == nil {
+		t.Fatal("got no error, want the key file unreadable")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "credentials.key_file") {
+		t.Errorf("got %q, want credentials.key_file named and the path left out", err)
+	}
+}
