@@ -127,7 +127,12 @@ func Check(ctx context.Context, src Source, opts CheckOptions) CheckResult {
 	}
 	base := opts.HTTPClient
 	if base == nil {
-		base = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: (&net.Dialer{Timeout: opts.StepTimeout}).DialContext, TLSHandshakeTimeout: opts.StepTimeout}}
+		// Its own transport, closed when the check ends: the admin route
+		// runs a check per request, and idle connections would otherwise
+		// stay open (with their goroutines) for good.
+		t := &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: (&net.Dialer{Timeout: opts.StepTimeout}).DialContext, TLSHandshakeTimeout: opts.StepTimeout}
+		defer t.CloseIdleConnections()
+		base = &http.Client{Transport: t}
 	}
 	client := *base
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
