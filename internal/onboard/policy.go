@@ -452,8 +452,18 @@ func azureDocuments(src Source, opts PolicyOptions) []Document {
 	container := account + "/blobServices/default/containers/" + src.Bucket
 	reader := azureAssignment{Role: "Storage Blob Data Reader", RoleDefinitionID: azureBlobDataReader, PrincipalID: principal, PrincipalType: "ServicePrincipal", Scope: container}
 	if src.Prefix != "" {
-		// Azure ABAC: reads are allowed only for blob paths under the prefix.
-		reader.Condition = fmt.Sprintf("((!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'})) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith '%s'))", src.Prefix)
+		// Azure ABAC: reads are allowed only for blob paths under the
+		// prefix. Listing is the same read action (sub-operation
+		// Blob.List) and has no path, so this condition refuses it: right
+		// for a source that does not sync. One that syncs lists with the
+		// prefix, which the second clause confines (Azure's "read or list
+		// blobs in named paths" example).
+		const read = "ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'}"
+		if src.Sync {
+			reader.Condition = fmt.Sprintf("((!(%s AND NOT SubOperationMatches{'Blob.List'})) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith '%s')) AND ((!(%s AND SubOperationMatches{'Blob.List'})) OR (@Request[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:prefix] StringStartsWith '%s'))", read, src.Prefix, read, src.Prefix)
+		} else {
+			reader.Condition = fmt.Sprintf("((!(%s)) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith '%s'))", read, src.Prefix)
+		}
 		reader.ConditionVersion = "2.0"
 	}
 	assignments := []azureAssignment{reader}
@@ -464,6 +474,9 @@ func azureDocuments(src Source, opts PolicyOptions) []Document {
 	fmt.Fprintf(&s, "Assign the platform's identity (object id %s) Storage Blob Data Reader on the container %s", principal, src.Bucket)
 	if src.Prefix != "" {
 		fmt.Fprintf(&s, ", with a condition confining reads to blobs under %s", src.Prefix)
+		if src.Sync {
+			s.WriteString(" and listing to that prefix (the source syncs)")
+		}
 	}
 	s.WriteString(", and Storage Blob Delegator on the storage account, which lets it request the user delegation key its SAS are signed with:\n")
 	fmt.Fprintf(&s, "az role assignment create --assignee-object-id %s --assignee-principal-type ServicePrincipal --role \"Storage Blob Data Reader\" --scope %s", principal, container)

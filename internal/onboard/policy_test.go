@@ -300,3 +300,21 @@ func TestPolicyKeyFileNotEchoed(t *testing.T) {
 		t.Errorf("got %q, want credentials.key_file named and the path left out", err)
 	}
 }
+
+// TestPolicyAzureSyncLists: with a prefix, the reader's condition
+// refuses listing (Blob.List has no path) unless the source syncs; then
+// listing is allowed with the prefix only.
+func TestPolicyAzureSyncLists(t *testing.T) {
+	for _, sync := range []bool{false, true} {
+		src := Source{Name: "z", Prefix: "datasets/42/", Sync: sync, Config: signer.Config{Provider: "azure", Account: "acct", Bucket: "frames", Credentials: signer.Credentials{Type: "default"}}}
+		res, err := Policy(context.Background(), src, PolicyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cond := res.Documents[0].JSON.(map[string]any)["roleAssignments"].([]azureAssignment)[0].Condition
+		lists := strings.Contains(cond, "NOT SubOperationMatches{'Blob.List'}") && strings.Contains(cond, "blobs:prefix] StringStartsWith 'datasets/42/'")
+		if lists != sync {
+			t.Errorf("sync %v: condition %s: listing under the prefix allowed %v, want %v", sync, cond, lists, sync)
+		}
+	}
+}
