@@ -16,11 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/edgeproxy/edge/internal/signer"
 )
@@ -131,7 +127,12 @@ func Check(ctx context.Context, src Source, opts CheckOptions) CheckResult {
 	}
 	base := opts.HTTPClient
 	if base == nil {
-		base = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: (&net.Dialer{Timeout: opts.StepTimeout}).DialContext, TLSHandshakeTimeout: opts.StepTimeout}}
+		// Its own transport, closed when the check ends: the admin route
+		// runs a check per request, and idle connections would otherwise
+		// stay open (with their goroutines) for good.
+		t := &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: (&net.Dialer{Timeout: opts.StepTimeout}).DialContext, TLSHandshakeTimeout: opts.StepTimeout}
+		defer t.CloseIdleConnections()
+		base = &http.Client{Transport: t}
 	}
 	client := *base
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -528,51 +529,15 @@ func (c *checker) list(ctx context.Context) (Step, string, bool) {
 	return Step{Step: StepList, Status: StatusOK, Message: msg}, key, true
 }
 
-// s3Credentials builds the credential chain of an s3 source for the
-// listing client, as the signer does for signing.
+// s3Credentials is the credential chain of an s3 source for the listing
+// client: the signer's own (signer.CredentialsProvider), so listing acts
+// as the identity that signs, whatever the credentials type.
 func s3Credentials(ctx context.Context, cfg signer.Config, o signer.S3Options) (aws.CredentialsProvider, error) {
-	cr := cfg.Credentials
-	var static aws.CredentialsProvider
-	if cr.AccessKeyID != "" {
-		static = credentials.NewStaticCredentialsProvider(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)
+	p, err := signer.CredentialsProvider(ctx, cfg, o)
+	if err != nil || p == nil {
+		return p, err
 	}
-	if cr.Type == "static" || cr.Type == "hmac" {
-		return static, nil
-	}
-	region := cfg.Region
-	if region == "" {
-		region = "us-east-1"
-	}
-	lo := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
-	if o.HTTPClient != nil {
-		lo = append(lo, awsconfig.WithHTTPClient(o.HTTPClient))
-	}
-	if static != nil {
-		lo = append(lo, awsconfig.WithCredentialsProvider(static))
-	}
-	base, err := awsconfig.LoadDefaultConfig(ctx, lo...)
-	if err != nil {
-		return nil, err
-	}
-	if cr.Type != "assume_role" {
-		return base.Credentials, nil
-	}
-	stsRegion := cr.STSRegion
-	if stsRegion == "" {
-		stsRegion = region
-	}
-	client := sts.NewFromConfig(base, func(so *sts.Options) {
-		so.Region = stsRegion
-		if cr.STSEndpoint != "" {
-			so.BaseEndpoint = aws.String(cr.STSEndpoint)
-		}
-	})
-	return aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(client, cr.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
-		ao.RoleSessionName = "edge-check"
-		if cr.ExternalID != "" {
-			ao.ExternalID = aws.String(cr.ExternalID)
-		}
-	})), nil
+	return aws.NewCredentialsCache(p), nil
 }
 
 // checkCORS sends the preflight a browser sends for a crossorigin <img>

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,5 +244,62 @@ func TestCheckDottedVirtual(t *testing.T) {
 				wantStep(t, r, c[0], c[1], c[2])
 			}
 		})
+	}
+}
+
+// TestListCredentialsAreTheSigners: the list step acts as the identity
+// the signer signs with. A web_identity source whose token file is
+// missing has no credentials; listing with the edge's default chain
+// instead would probe someone else's access.
+func TestListCredentialsAreTheSigners(t *testing.T) {
+	cfg := signer.Config{Provider: signer.ProviderS3, Bucket: "b", Region: "us-east-1", Credentials: signer.Credentials{
+		Type: "web_identity", RoleARN: "arn:aws:iam::123456789012:role/r", WebIdentityToken: "/nonexistent/s3cr3t/token"}}
+	p, err := s3Credentials(context.Background(), cfg, signer.S3Options{})
+	if err == nil {
+		t.Fatalf("got a provider %T, want an error: the token file is missing", p)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("got %q, want the path left out", err)
+	}
+}
+
+// TestCheckClosesItsConnections: a check with its own client (the admin
+// route's case: one per POST /admin/v1/check) leaves no connection open
+// behind it; its transport keeps idle ones forever otherwise.
+func TestCheckClosesItsConnections(t *testing.T) {
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "<Error><Code>NoSuchKey</Code></Error>")
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open[c] = true
+		case http.StateClosed, http.StateHijacked:
+			delete(open, c)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	res := Check(context.Background(), s3Source("s", srv.URL, "bucket", "AKIAEXAMPLE", "secret"), CheckOptions{})
+	if len(res.Steps) == 0 {
+		t.Fatal("no steps")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		n := len(open)
+		mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open after Check returned", n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

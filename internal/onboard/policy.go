@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -157,7 +158,7 @@ func readStatements(src Source, principal *awsPrincipal, withKMS bool) []iamStat
 }
 
 func awsDocuments(ctx context.Context, src Source, opts PolicyOptions) ([]Document, error) {
-	principal, err := awsPlatformPrincipal(ctx, opts)
+	principal, err := awsPlatformPrincipal(ctx, opts, Partition(src.Region))
 	if err != nil {
 		return nil, err
 	}
@@ -259,9 +260,10 @@ func corsOrigins(patterns []string, wildcards bool) (origins, dropped []string) 
 
 // awsPlatformPrincipal is the principal customers trust: the configured
 // one, or the caller identity of the default chain. A 12-digit account id
-// becomes the account's root principal; an assumed-role session becomes
-// its role (trust policies name roles, not sessions).
-func awsPlatformPrincipal(ctx context.Context, opts PolicyOptions) (string, error) {
+// becomes the account's root principal in the bucket's partition (an
+// account of aws-cn is no principal of aws); an assumed-role session
+// becomes its role (trust policies name roles, not sessions).
+func awsPlatformPrincipal(ctx context.Context, opts PolicyOptions, partition string) (string, error) {
 	p := opts.Platform.AWSPrincipal
 	if p == "" {
 		get := opts.CallerIdentity
@@ -273,12 +275,12 @@ func awsPlatformPrincipal(ctx context.Context, opts PolicyOptions) (string, erro
 			return "", fmt.Errorf("platform.aws_principal is not set and sts:GetCallerIdentity of the default credential chain failed (set platform.aws_principal): %w", err)
 		}
 	}
-	return normalizePrincipal(p), nil
+	return normalizePrincipal(p, partition), nil
 }
 
-func normalizePrincipal(p string) string {
+func normalizePrincipal(p, partition string) string {
 	if len(p) == 12 && strings.Trim(p, "0123456789") == "" {
-		return "arn:aws:iam::" + p + ":root"
+		return "arn:" + partition + ":iam::" + p + ":root"
 	}
 	// arn:PART:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:PART:iam::ACCOUNT:role/ROLE
 	parts := strings.SplitN(p, ":", 6)
@@ -397,6 +399,12 @@ func gcsClientEmail(c signer.Credentials) (string, error) {
 	case c.KeyFile != "":
 		var err error
 		if data, err = os.ReadFile(c.KeyFile); err != nil {
+			// The cause only: the path is the operator's value (and the
+			// admin route answers this text to its caller).
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
 			return "", fmt.Errorf("%s and credentials.key_file cannot be read: %w", fix, err)
 		}
 	default:
@@ -444,8 +452,18 @@ func azureDocuments(src Source, opts PolicyOptions) []Document {
 	container := account + "/blobServices/default/containers/" + src.Bucket
 	reader := azureAssignment{Role: "Storage Blob Data Reader", RoleDefinitionID: azureBlobDataReader, PrincipalID: principal, PrincipalType: "ServicePrincipal", Scope: container}
 	if src.Prefix != "" {
-		// Azure ABAC: reads are allowed only for blob paths under the prefix.
-		reader.Condition = fmt.Sprintf("((!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'})) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith '%s'))", src.Prefix)
+		// Azure ABAC: reads are allowed only for blob paths under the
+		// prefix. Listing is the same read action (sub-operation
+		// Blob.List) and has no path, so this condition refuses it: right
+		// for a source that does not sync. One that syncs lists with the
+		// prefix, which the second clause confines (Azure's "read or list
+		// blobs in named paths" example).
+		const read = "ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'}"
+		if src.Sync {
+			reader.Condition = fmt.Sprintf("((!(%s AND NOT SubOperationMatches{'Blob.List'})) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith '%s')) AND ((!(%s AND SubOperationMatches{'Blob.List'})) OR (@Request[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:prefix] StringStartsWith '%s'))", read, src.Prefix, read, src.Prefix)
+		} else {
+			reader.Condition = fmt.Sprintf("((!(%s)) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith '%s'))", read, src.Prefix)
+		}
 		reader.ConditionVersion = "2.0"
 	}
 	assignments := []azureAssignment{reader}
@@ -456,6 +474,9 @@ func azureDocuments(src Source, opts PolicyOptions) []Document {
 	fmt.Fprintf(&s, "Assign the platform's identity (object id %s) Storage Blob Data Reader on the container %s", principal, src.Bucket)
 	if src.Prefix != "" {
 		fmt.Fprintf(&s, ", with a condition confining reads to blobs under %s", src.Prefix)
+		if src.Sync {
+			s.WriteString(" and listing to that prefix (the source syncs)")
+		}
 	}
 	s.WriteString(", and Storage Blob Delegator on the storage account, which lets it request the user delegation key its SAS are signed with:\n")
 	fmt.Fprintf(&s, "az role assignment create --assignee-object-id %s --assignee-principal-type ServicePrincipal --role \"Storage Blob Data Reader\" --scope %s", principal, container)

@@ -258,3 +258,63 @@ func TestPlatformValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyAccountPrincipalPartition: a 12-digit platform account is
+// the root principal of the bucket's partition, as every ARN of the
+// documents is: arn:aws:iam:: names no principal in aws-cn or aws-us-gov.
+func TestPolicyAccountPrincipalPartition(t *testing.T) {
+	for region, want := range map[string]string{
+		"cn-north-1":    "arn:aws-cn:iam::111122223333:root",
+		"us-gov-west-1": "arn:aws-us-gov:iam::111122223333:root",
+		"eu-west-1":     "arn:aws:iam::111122223333:root",
+	} {
+		t.Run(region, func(t *testing.T) {
+			src := Source{Name: "s", Config: signer.Config{Provider: "s3", Bucket: "b", Region: region, Credentials: signer.Credentials{Type: "default"}}}
+			res, err := Policy(context.Background(), src, PolicyOptions{Platform: Platform{AWSPrincipal: "111122223333"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range res.Documents {
+				if d.Kind != KindAWSBucket {
+					continue
+				}
+				if got := d.JSON.(iamPolicy).Statement[0].Principal.AWS; got != want {
+					t.Errorf("got principal %s, want %s", got, want)
+				}
+				return
+			}
+			t.Fatal("no bucket policy")
+		})
+	}
+}
+
+// TestPolicyKeyFileNotEchoed: an unreadable key file is named by its
+// key, never by its path (the admin route answers the message).
+func TestPolicyKeyFileNotEchoed(t *testing.T) {
+	src := Source{Name: "g", Config: signer.Config{Provider: "gcs", Bucket: "b", Credentials: signer.Credentials{Type: "service_account", KeyFile: "/nonexistent/s3cr3t/sa.json"}}}
+	_, err := Policy(context.Background(), src, PolicyOptions{})
+	if err == nil {
+		t.Fatal("got no error, want the key file unreadable")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "credentials.key_file") {
+		t.Errorf("got %q, want credentials.key_file named and the path left out", err)
+	}
+}
+
+// TestPolicyAzureSyncLists: with a prefix, the reader's condition
+// refuses listing (Blob.List has no path) unless the source syncs; then
+// listing is allowed with the prefix only.
+func TestPolicyAzureSyncLists(t *testing.T) {
+	for _, sync := range []bool{false, true} {
+		src := Source{Name: "z", Prefix: "datasets/42/", Sync: sync, Config: signer.Config{Provider: "azure", Account: "acct", Bucket: "frames", Credentials: signer.Credentials{Type: "default"}}}
+		res, err := Policy(context.Background(), src, PolicyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cond := res.Documents[0].JSON.(map[string]any)["roleAssignments"].([]azureAssignment)[0].Condition
+		lists := strings.Contains(cond, "NOT SubOperationMatches{'Blob.List'}") && strings.Contains(cond, "blobs:prefix] StringStartsWith 'datasets/42/'")
+		if lists != sync {
+			t.Errorf("sync %v: condition %s: listing under the prefix allowed %v, want %v", sync, cond, lists, sync)
+		}
+	}
+}

@@ -208,6 +208,10 @@ func (f *File) openNoFollowWalk(name string) (fs.File, error) {
 			if err != nil || fi.Mode()&fs.ModeSymlink != 0 {
 				return nil, notExist(name)
 			}
+			if i == len(name) && !fi.Mode().IsRegular() && !fi.IsDir() {
+				// A FIFO would block the open (see openNoFollow).
+				return nil, notExist(name)
+			}
 		}
 	}
 	r, err := f.root.Open(name)

@@ -410,3 +410,53 @@ func TestFileSymlinks(t *testing.T) {
 		r.Close()
 	})
 }
+
+// TestFileSpecialFiles: only regular files (and directories) open. A
+// FIFO planted under the root would block the open until a writer came,
+// holding the request's stream slot; a closed File fails, never opening
+// through a reused descriptor.
+func TestFileSpecialFiles(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := mkfifo(filepath.Join(root, "fifo")); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	f, err := NewFile(Config{Provider: ProviderFile, Root: root}, FileOptions{BasePath: "/v1/f/local/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		r, err := f.Open("fifo")
+		if err == nil {
+			r.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Open(fifo) = %v, want fs.ErrNotExist", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Open(fifo) blocked")
+	}
+	for _, walk := range []bool{false, true} {
+		open := f.Open
+		if walk {
+			open = f.openNoFollowWalk
+		}
+		if _, err := open("fifo"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("walk %v: Open(fifo) = %v, want fs.ErrNotExist", walk, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := f.Open("a.txt"); err == nil {
+		r.Close()
+		t.Error("Open after Close succeeded")
+	}
+}

@@ -124,6 +124,22 @@ func NewS3(ctx context.Context, cfg Config, opts S3Options) (*S3, error) {
 	return s, nil
 }
 
+// CredentialsProvider is the credential chain an s3 source (or a gcs one
+// with hmac keys) signs with: static keys, the default chain, assume_role
+// or web_identity, as NewS3 builds it. It is for callers that send their
+// own S3 requests as the source (edge check's listing), so that they act
+// with the very identity the signer does.
+func CredentialsProvider(ctx context.Context, cfg Config, opts S3Options) (aws.CredentialsProvider, error) {
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
+		if cfg.Provider == ProviderGCS {
+			region = "auto"
+		}
+	}
+	return credentialsProvider(ctx, cfg.Credentials, region, opts)
+}
+
 // credentialsProvider builds the provider chain of one source.
 func credentialsProvider(ctx context.Context, c Credentials, region string, opts S3Options) (aws.CredentialsProvider, error) {
 	static := func() aws.CredentialsProvider {

@@ -142,6 +142,13 @@ func TestStreamStorageCodes(t *testing.T) {
 		case "/expired":
 			w.WriteHeader(400)
 			io.WriteString(w, "<Error><Code>ExpiredToken</Code></Error>")
+		case "/sse":
+			// SSE-C parameters on an unencrypted object: the source's
+			// config, not the client.
+			w.WriteHeader(400)
+			io.WriteString(w, "<Error><Code>InvalidRequest</Code></Error>")
+		case "/nocode":
+			w.WriteHeader(400) // as every answer to HEAD: no body
 		}
 	}))
 	defer up.Close()
@@ -157,6 +164,8 @@ func TestStreamStorageCodes(t *testing.T) {
 		{"/azure", "storage_denied", "storage answered 403 Forbidden (AuthorizationFailure)", 502, true},
 		{"/longkey", "bad_request", "storage answered 400 Bad Request (KeyTooLongError)", 400, false},
 		{"/expired", "storage_error", "storage answered 400 Bad Request (ExpiredToken)", 502, true},
+		{"/sse", "storage_error", "storage answered 400 Bad Request (InvalidRequest)", 502, true},
+		{"/nocode", "storage_error", "storage answered 400 Bad Request", 502, true},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			before := testutil.ToFloat64(p.errs.denied) + testutil.ToFloat64(p.errs.status)

@@ -416,7 +416,7 @@ func (p *Proxy) statusError(resp *http.Response, body []byte) error {
 		p.errs.denied.Inc()
 		return &Error{Status: http.StatusBadGateway, Code: "storage_denied", Message: msgStorageDenied, Err: cause}
 	case http.StatusBadRequest:
-		if !edgeFault[code] {
+		if clientFault[code] {
 			// The request was the client's mistake (a key or header
 			// storage does not take): a 400, not a storage failure.
 			return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "storage refused the request as malformed", Err: cause}
@@ -426,15 +426,15 @@ func (p *Proxy) statusError(resp *http.Response, body []byte) error {
 	return &Error{Status: http.StatusBadGateway, Code: "storage_error", Message: msgStorageError, Err: cause}
 }
 
-// edgeFault are storage's 400 codes that mean the edge's signature or
-// credentials, not the client's request, are wrong.
-var edgeFault = map[string]bool{
-	"ExpiredToken": true, "InvalidToken": true, "TokenRefreshRequired": true,
-	"AuthorizationHeaderMalformed": true, "AuthorizationQueryParametersError": true,
-	"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "RequestTimeout": true,
-	"IncorrectEndpoint": true, "InvalidBucketName": true, "InvalidAuthenticationInfo": true,
-	"AuthenticationFailed": true, "InvalidQueryParameterValue": true,
-	"MissingSecurityHeader": true, "InvalidEncryptionAlgorithmError": true,
+// clientFault are storage's 400 codes that name the client's request (its
+// key or headers) as the fault. Any other 400 is the edge's (a signature,
+// an expired session token, SSE-C parameters, a code this list does not
+// know) and stays a 502 that alerts see; so is a 400 with no readable
+// code, as every answer to HEAD is (it has no body).
+var clientFault = map[string]bool{
+	"KeyTooLongError": true, "InvalidURI": true, "InvalidUri": true, // S3, Azure
+	"RequestHeaderSectionTooLarge": true, "OutOfRangeInput": true, "InvalidObjectName": true,
+	"InvalidHeaderValue": true,
 }
 
 func codeSuffix(code string) string {
