@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/demo"
 	"github.com/edgeproxy/edge/internal/edge"
 	"go.uber.org/zap"
 )
@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
 	case "demo":
-		err = demo(ctx, args[1:], stdout, stderr)
+		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = token(args[1:], stdout, stderr)
 	case "presign":
@@ -142,29 +142,26 @@ func runServer(ctx context.Context, cfg *edge.Config, opts edge.Options, stderr 
 	return srv.Run(ctx, ln)
 }
 
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	cfg, err := edge.DemoConfig(*listen)
+	cfg, err := demo.Config(*listen)
 	if err != nil {
 		return err
 	}
 	const ttl = 12 * time.Hour
-	tok, err := edge.DemoToken(cfg, ttl)
+	tok, err := demo.Token(cfg, ttl)
 	if err != nil {
 		return err
 	}
-	opts := edge.Options{
-		FileFS: edge.DemoFS(),
-		Extra:  map[string]http.Handler{"/demo": edge.DemoPage(tok, ttl), "/": http.RedirectHandler("/demo", http.StatusFound)},
-	}
+	opts := demo.Options(tok, ttl, *listen)
 	return runServer(ctx, cfg, opts, stderr, func(ln net.Listener, _ *zap.Logger) {
 		base := "http://" + ln.Addr().String()
 		fmt.Fprintf(stdout, "edge demo listening on %s\n\n  open:   %s/demo\n  token:  %s\n  try:    curl -i '%s/v1/s/%s/gradient.png?token=%s'\n\n(access logs follow on stderr; Ctrl-C stops)\n",
-			base, base, tok, base, edge.DemoRedirect, tok)
+			base, base, tok, base, demo.Redirect, tok)
 	})
 }
 

@@ -32,8 +32,12 @@ type recorder struct {
 	source  string
 	subject string
 	cache   string
-	err     *Error
-	fields  [12]zap.Field // the access log line's, reused
+	id      string // the request id (X-Request-Id)
+	// deadline is the request's (server.request_timeout), on the real
+	// clock: applied where the request waits (a signing, storage).
+	deadline time.Time
+	err      *Error
+	fields   [14]zap.Field // the access log line's, reused
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -71,6 +75,8 @@ var (
 	hdrNoStore    = []string{"no-store"}
 	hdrAllowRead  = []string{"GET, HEAD, OPTIONS"}
 	hdrAllowPost  = []string{"POST, OPTIONS"}
+	hdrAllowOps   = []string{"GET, HEAD"}
+	hdrClose      = []string{"close"}
 	hdrJSON       = []string{"application/json"}
 	hdrNoSniff    = []string{"nosniff"}
 	hdrSandbox    = []string{"sandbox"} // served objects never run script on the edge's origin
@@ -80,6 +86,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rec := s.recs.Get().(*recorder)
 	*rec = recorder{ResponseWriter: w, route: routeOther}
+	rec.id = s.requestID(rec, r)
+	rec.deadline = time.Now().Add(s.cfg.Server.RequestTimeout)
 	defer func() {
 		// A panic (an aborted stream) still gets its log line and metric.
 		p := recover()
@@ -107,25 +115,41 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		// No route takes a body. One framed by both Content-Length and
+		// Transfer-Encoding could be read differently by a proxy in
+		// front (request smuggling, RFC 9112 section 6.1): the
+		// connection is closed after the refusal, so no byte after the
+		// headers is ever read as another request.
+		rec.Header()["Connection"] = hdrClose
+		rec.err = writeError(rec, r, errBodyNotAllowed)
+		return
+	}
 	p := r.URL.Path
 	switch {
 	case strings.HasPrefix(p, "/v1/"):
 		s.cors.ServeHTTP(rec, r, s.serveV1)
-	case p == "/healthz":
+	case p == "/healthz" || p == "/readyz" || p == "/metrics":
 		rec.route = routeOps
-		rec.Header()["Cache-Control"] = hdrNoStore
-		io.WriteString(rec, "ok\n")
-	case p == "/readyz":
-		rec.route = routeOps
-		rec.Header()["Cache-Control"] = hdrNoStore
-		if why := s.ready.Load(); why != nil {
-			rec.err = writeError(rec, r, newError(http.StatusServiceUnavailable, "not_ready", *why, nil))
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			rec.Header()["Allow"] = hdrAllowOps
+			rec.err = writeError(rec, r, errMethod)
 			return
 		}
-		io.WriteString(rec, "ready\n")
-	case p == "/metrics":
-		rec.route = routeOps
-		s.metricsH.ServeHTTP(rec, r)
+		switch p {
+		case "/healthz":
+			rec.Header()["Cache-Control"] = hdrNoStore
+			io.WriteString(rec, "ok\n")
+		case "/readyz":
+			rec.Header()["Cache-Control"] = hdrNoStore
+			if why := s.ready.Load(); why != nil {
+				rec.err = writeError(rec, r, newError(http.StatusServiceUnavailable, "not_ready", *why, nil))
+				return
+			}
+			io.WriteString(rec, "ready\n")
+		default:
+			s.metricsH.ServeHTTP(rec, r)
+		}
 	default:
 		if h, ok := s.extra[p]; ok {
 			rec.route = routeDemo
@@ -151,6 +175,11 @@ func (s *Server) serveV1(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(escaped, "/v1/f/"):
 		rec.route = routeFile
 		err = s.serveSignedFile(rec, r, escaped[len("/v1/f/"):])
+		if name, _, _ := strings.Cut(escaped[len("/v1/f/"):], "/"); rec.source != "" {
+			if src := s.source(name); src != nil {
+				rec.source = src.logName
+			}
+		}
 	case escaped == "/v1/session":
 		rec.route = routeSession
 		err = s.serveSession(rec, r)
@@ -184,7 +213,9 @@ func readRef(w *recorder, r *http.Request, ref string) (name, key string, err er
 	if err != nil {
 		return "", "", newError(http.StatusBadRequest, "bad_reference", "malformed reference: "+err.Error(), nil)
 	}
-	w.source = name
+	// The log names the source once it is known to be configured: a
+	// request-chosen name could be 60 KB.
+	w.source = unknownSource
 	return name, key, nil
 }
 
@@ -195,14 +226,17 @@ func (s *Server) serveObject(w *recorder, r *http.Request, ref string) error {
 	if err != nil {
 		return err
 	}
+	src := s.source(name)
+	if src != nil {
+		w.source = src.logName
+	}
 	claims, err := s.authenticate(w, r)
 	if err != nil {
 		return err
 	}
 	// An unknown source is 404 whatever the token grants, as on /v1/u
 	// (PRODUCT.md's answer table); only authenticated callers learn it.
-	src, ok := s.sources[name]
-	if !ok {
+	if src == nil {
 		return errUnknownSource
 	}
 	if !claims.Allows(name, key) {
@@ -232,7 +266,7 @@ func (s *Server) serveStorageURL(w *recorder, r *http.Request) error {
 	if src == nil {
 		return errUnknownBucket
 	}
-	w.source = src.Name
+	w.source = src.logName
 	if !claims.Allows(src.Name, key) {
 		return errForbidden
 	}
@@ -272,6 +306,9 @@ func (s *Server) verify(w *recorder, tok, missing string) (*auth.Claims, error) 
 // presigned URL, or the bytes.
 func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) error {
 	w.mode = src.mode
+	if err := checkObjectRequest(r, src, key); err != nil {
+		return err
+	}
 	if src.mode == modeStream {
 		if src.file != nil {
 			return s.serveFile(w, r, src, key)
@@ -280,7 +317,7 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 		if err != nil {
 			return err
 		}
-		return s.streams.Serve(w, r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header})
+		return s.streams.Serve(w, r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header, Deadline: w.deadline})
 	}
 	p, err := s.presigned(r.Context(), w, src, r.Method, key, false)
 	if err != nil {
@@ -395,7 +432,7 @@ func (s *Server) serveSignedFile(w *recorder, r *http.Request, ref string) error
 	if err != nil {
 		return err
 	}
-	src, ok := s.sources[name]
+	src, ok := s.sources().byName[name]
 	if !ok || src.file == nil {
 		return errUnknownSource
 	}
@@ -446,6 +483,12 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 	h["Etag"] = []string{`"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + "-" + strconv.FormatInt(fi.Size(), 36) + `"`}
 	// A long video must not be cut by server.write_timeout while a stalled
 	// client still is: the deadline moves with every chunk written.
+	if !stream.RangeAllowed(r.Header.Get("Range"), fi.Size()) {
+		// Too many ranges, or overlapping ones adding up past the
+		// object: the whole object, 200 (RFC 9110 section 14.2 lets a
+		// server ignore Range).
+		r.Header.Del("Range")
+	}
 	http.ServeContent(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}, r, name, fi.ModTime(), rs)
 	return nil
 }
@@ -495,19 +538,24 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 	elapsed := s.now().Sub(start)
 	s.metrics.request(rec.route, rec.mode, status, elapsed.Seconds())
 	lvl := zapcore.InfoLevel
-	if status >= 500 && status != 499 {
+	switch {
+	case status >= 500 && status != 499:
 		lvl = zapcore.ErrorLevel
+	case rec.route == routeOps:
+		// Probes and scrapes every few seconds would drown the log.
+		lvl = zapcore.DebugLevel
 	}
 	ce := s.log.Check(lvl, "request")
 	if ce == nil {
 		return
 	}
 	fields := append(rec.fields[:0],
-		zap.String("method", r.Method),
+		zap.String("method", logMethod(r.Method)),
 		zap.String("route", routeNames[rec.route]),
 		zap.Int("status", status),
 		zap.Duration("latency", elapsed),
 		zap.Int64("bytes", rec.bytes),
+		zap.String("request_id", rec.id),
 	)
 	if rec.source != "" {
 		fields = append(fields, zap.String("source", rec.source))
@@ -516,7 +564,7 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 		fields = append(fields, zap.String("mode", modeNames[rec.mode]))
 	}
 	if rec.subject != "" {
-		fields = append(fields, zap.String("subject", rec.subject))
+		fields = append(fields, zap.String("subject", bound(rec.subject, maxLogSubject)))
 	}
 	if rec.cache != "" {
 		fields = append(fields, zap.String("cache", rec.cache))
@@ -524,10 +572,39 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 	if rec.err != nil {
 		fields = append(fields, zap.String("error", rec.err.Code))
 		if rec.err.Err != nil {
-			fields = append(fields, zap.String("cause", Redact(rec.err.Err.Error())))
+			fields = append(fields, zap.String("cause", bound(Redact(rec.err.Err.Error()), maxLogCause)))
 		}
 	}
 	ce.Write(fields...)
+}
+
+// unknownSource is what the log shows for a source name that is not
+// configured: the name is the request's, of any length.
+const unknownSource = "(unknown)"
+
+// Bounds of request-derived log fields.
+const (
+	maxLogSubject = 128 // a verified token's sub
+	maxLogCause   = 512
+)
+
+// bound cuts s to at most n bytes, marking the cut.
+func bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(cut)"
+}
+
+// logMethod names the request's method for the log: the known ones as
+// they are, anything else (a client may send a 60 KB token) as "(other)".
+func logMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions, http.MethodPut,
+		http.MethodDelete, http.MethodPatch, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "(other)"
 }
 
 var secretParam = regexp.MustCompile(`(?i)((?:x-amz-signature|x-amz-security-token|x-amz-credential|x-goog-signature|x-goog-credential|sig|token|signature|skoid|sktid)=)[^&\s"']*`)
