@@ -82,6 +82,9 @@ func New(cfg Config, opts Options) (*Limiter, error) {
 // under source. With Redis it asks Redis, within RedisTimeout, and falls
 // back to the local budget when Redis fails or is known to be down. ctx
 // is the request's: a client that goes away cancels the Redis call.
+// source is a label value: pass a configured source's name (call Allow
+// once the source is resolved), never a name taken from an unknown
+// request, or the metric's cardinality is the client's to choose.
 //
 // Locally, for a subject seen before, Allow allocates nothing.
 func (l *Limiter) Allow(ctx context.Context, source, subject string) (ok bool, retryAfter time.Duration) {
