@@ -93,6 +93,11 @@ func BenchmarkRedirectHitAuditLimit(b *testing.B) {
 	benchHit(b, withAudit(b), withLocalLimit)
 }
 
+// BenchmarkRedirectHitLimit is the local per-subject limit alone.
+func BenchmarkRedirectHitLimit(b *testing.B) {
+	benchHit(b, withLocalLimit)
+}
+
 func benchHit(b *testing.B, change ...func(*Config)) {
 	e, req := hitEnvWith(b, change...)
 	w := &nopWriter{h: http.Header{}}
