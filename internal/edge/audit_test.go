@@ -626,3 +626,34 @@ func counterByResult(t testing.TB, e *env, name, result string) float64 {
 const redisTestPassword = "redis-edge-SECRET-7a1c"
 
 func startRedis(t testing.TB) *testenv.Redis { return testenv.StartRedis(t, redisTestPassword) }
+
+// readmeRecord is the record README.md shows; TestAuditRecordShape
+// writes it (but for the request id's random prefix).
+const readmeRecord = `{"time":"2026-03-01T12:00:00.000Z","request_id":"ql7rad13-000000000000","subject":"annotator-17","issuer":"https://app.example.com","token_id":"jti-annotator-17","source":"customer-a","key":"datasets/42/frames/000123.jpg","mode":"redirect","method":"GET","status":302,"bytes":0,"client_ip":"198.51.100.4"}` + "\n"
+
+// TestAuditRecordShape: the exact line of a redirect behind a trusted
+// proxy, byte for byte as README.md shows it.
+func TestAuditRecordShape(t *testing.T) {
+	cfg, path := auditConfig(t, 10)
+	cfg.Server.TrustedProxies = []string{"10.0.0.0/8"}
+	e := newEnv(t, cfg)
+	tok := signHS(t, auditClaims("annotator-17", g("customer-a", "datasets/42/")))
+	req := httptest.NewRequest("GET", "/v1/s/customer-a/datasets/42/frames/000123.jpg?token="+tok, nil)
+	req.RemoteAddr = "10.0.3.7:41000"
+	req.Header.Set("X-Forwarded-For", "198.51.100.4, 10.0.1.2")
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, req)
+	e.srv.Close()
+	_, raw := readAudit(t, path)
+	id := w.Header().Get("X-Request-Id")
+	if want := strings.Replace(readmeRecord, "ql7rad13-000000000000", id, 1); raw != want {
+		t.Errorf("record\n%s\nwant (README.md)\n%s", raw, want)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), readmeRecord) {
+		t.Error("README.md no longer shows the record this test writes")
+	}
+}
