@@ -657,3 +657,42 @@ func TestAuditRecordShape(t *testing.T) {
 		t.Error("README.md no longer shows the record this test writes")
 	}
 }
+
+// TestAuditWebhook: with audit.webhook the records are POSTed as JSON
+// lines (here the only sink), delivered by Close; the webhook's secret
+// (in its query) is in no log line.
+func TestAuditWebhook(t *testing.T) {
+	const hookSecret = "hook-SECRET-4b1d"
+	var mu sync.Mutex
+	var got []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Query().Get("key") != hookSecret || r.Header.Get("Content-Type") != "application/x-ndjson" || r.Header.Get("X-Edge-Audit-Batch") == "" {
+			w.WriteHeader(400)
+			return
+		}
+		mu.Lock()
+		got = append(got, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")...)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	cfg := baseConfig(t)
+	cfg.Audit = audit.Config{Webhook: hook.URL + "/audit?key=" + hookSecret}
+	logs := &lockedBuffer{}
+	e := newEnv(t, cfg, withLogger(bufferLogger(logs)))
+	tok := tokenAll(t)
+	for _, target := range []string{"/v1/s/customer-a/a.jpg?token=" + tok, "/v1/s/customer-a/b.jpg", "/healthz"} {
+		e.get(target)
+	}
+	e.srv.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || !strings.Contains(got[0], `"key":"a.jpg"`) || !strings.Contains(got[1], `"status":401`) {
+		t.Errorf("webhook got %d records, want the two object requests:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	if n := counterByResult(t, e, "edge_audit_webhook_records_total", "delivered"); n != 2 {
+		t.Errorf("edge_audit_webhook_records_total{result=delivered} %v, want 2", n)
+	}
+	assertNoSecret(t, "access log", logs.String(), hookSecret)
+	assertNoSecret(t, "webhook records", strings.Join(got, "\n"), tok)
+}
