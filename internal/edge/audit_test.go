@@ -696,3 +696,43 @@ func TestAuditWebhook(t *testing.T) {
 	assertNoSecret(t, "access log", logs.String(), hookSecret)
 	assertNoSecret(t, "webhook records", strings.Join(got, "\n"), tok)
 }
+
+// TestAuditRefusedBody: an object request refused before routing (a
+// body, which no route takes) is audited too; a request elsewhere is not.
+func TestAuditRefusedBody(t *testing.T) {
+	cfg, path := auditConfig(t, 10)
+	e := newEnv(t, cfg)
+	for _, target := range []string{"/v1/s/customer-a/x.jpg", "/v1/u", "/v1/f/local-r/a.txt", "/healthz", "/v1/session"} {
+		req := httptest.NewRequest("GET", target, strings.NewReader("body"))
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, req)
+		if w.Code != 400 {
+			t.Fatalf("%s: %d, want 400", target, w.Code)
+		}
+	}
+	e.srv.Close()
+	recs, raw := readAudit(t, path)
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3 (the object routes):\n%s", len(recs), raw)
+	}
+	for _, r := range recs {
+		if r.Status != 400 || r.Method != "GET" || r.Key != "" || r.Subject != "" {
+			t.Errorf("record %+v, want a bare 400", r)
+		}
+	}
+}
+
+func TestAuditKey(t *testing.T) {
+	long := strings.Repeat("a", 1023) + "é" + "tail" // é straddles byte 1024
+	for _, tc := range []struct{ name, in, want string }{
+		{"short", "cats/1.jpg", "cats/1.jpg"},
+		{"at the limit", strings.Repeat("k", 1024), strings.Repeat("k", 1024)},
+		{"cut at a character boundary", long, strings.Repeat("a", 1023) + "…(cut)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := auditKey(tc.in); got != tc.want {
+				t.Errorf("auditKey: %d bytes %q…, want %d bytes", len(got), got[:min(len(got), 16)], len(tc.want))
+			}
+		})
+	}
+}
