@@ -83,12 +83,16 @@ func (s *Server) allow(w *recorder, r *http.Request, src *Source) error {
 }
 
 // throttled is w slowed to the subject's limits.per_subject.bytes_per_second
-// (stream mode), or w itself.
+// (stream mode), or w itself. The write deadline (server.write_timeout)
+// moves before every chunk the budget lets through: a slow budget must
+// not read as a stalled client (a 256 KiB copy buffer at 4 KiB/s takes
+// longer than a minute).
 func (s *Server) throttled(w *recorder, r *http.Request) http.ResponseWriter {
-	if s.limits == nil || w.subject == "" {
+	if s.limits == nil || w.subject == "" || s.cfg.Limits.PerSubject.BytesPerSecond <= 0 {
 		return w
 	}
-	return s.limits.ResponseWriter(r.Context(), w.subject, w)
+	d := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}
+	return s.limits.ResponseWriter(r.Context(), w.subject, d)
 }
 
 // auditRoute reports whether route's requests are object requests, each

@@ -418,30 +418,48 @@ func TestRateLimit(t *testing.T) {
 }
 
 // TestStreamBytesPerSecond: limits.per_subject.bytes_per_second slows a
-// subject's stream-mode copy (here a file source, whose sendfile it must
-// not bypass) but never cuts it.
+// subject's stream-mode copy, from a file source (whose sendfile it must
+// not bypass) and from storage, but never cuts it, even when the copy
+// takes longer than server.write_timeout.
 func TestStreamBytesPerSecond(t *testing.T) {
 	dir := t.TempDir()
 	body := bytes.Repeat([]byte("0123456789abcdef"), 6<<10) // 96 KiB
 	if err := os.WriteFile(filepath.Join(dir, "big.bin"), body, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	}))
+	defer up.Close()
 	cfg := baseConfig(t)
-	cfg.Sources = append(cfg.Sources, fileSource("slow", dir, "", ModeStream))
+	cfg.Server.WriteTimeout = 300 * time.Millisecond
+	cfg.Sources = append(cfg.Sources, fileSource("slow", dir, "", ModeStream), SourceConfig{
+		Name: "slow-s3",
+		Config: signer.Config{
+			Provider: signer.ProviderS3, Bucket: "b", Region: "us-east-1", Endpoint: up.URL, Addressing: "path",
+			Credentials: signer.Credentials{Type: "static", AccessKeyID: testAKID, SecretAccessKey: testSecKey},
+		},
+		Mode: ModeStream,
+	})
 	cfg.Limits = limit.Config{PerSubject: limit.PerSubject{BytesPerSecond: 64 << 10, BytesBurst: 32 << 10}}
 	e := newEnv(t, cfg)
 	ts := httptest.NewServer(e.h)
 	defer ts.Close()
-	tok := signHS(t, auditClaims("viewer", g("slow", "")))
-	start := time.Now()
-	resp, got := fetch(t, "GET", ts.URL, "/v1/s/slow/big.bin?token="+tok, nil)
-	took := time.Since(start)
-	if resp.StatusCode != 200 || got != string(body) {
-		t.Fatalf("got %d, %d bytes", resp.StatusCode, len(got))
-	}
-	// 96 KiB with a 32 KiB burst at 64 KiB/s: at least one second.
-	if took < 900*time.Millisecond {
-		t.Errorf("96 KiB at 64 KiB/s (32 KiB burst) took %v, want about 1s", took)
+	for i, src := range []string{"slow", "slow-s3"} {
+		// A subject per source: the budget is per subject.
+		tok := signHS(t, auditClaims("viewer-"+strconv.Itoa(i), g(src, "")))
+		start := time.Now()
+		resp, got := fetch(t, "GET", ts.URL, "/v1/s/"+src+"/big.bin?token="+tok, nil)
+		took := time.Since(start)
+		if resp.StatusCode != 200 || got != string(body) {
+			t.Fatalf("%s: got %d, %d of %d bytes in %v", src, resp.StatusCode, len(got), len(body), took)
+		}
+		// 96 KiB with a 32 KiB burst at 64 KiB/s: at least one second,
+		// three times write_timeout.
+		if took < 900*time.Millisecond {
+			t.Errorf("%s: 96 KiB at 64 KiB/s (32 KiB burst) took %v, want about 1s", src, took)
+		}
 	}
 }
 
