@@ -754,3 +754,57 @@ func TestAuditKey(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditClientGone: a client that leaves mid-stream leaves a 499
+// record with the bytes it was sent.
+func TestAuditClientGone(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(1<<30))
+		chunk := bytes.Repeat([]byte("x"), 32<<10)
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}))
+	defer up.Close()
+	cfg, path := auditConfig(t, 10)
+	cfg.Sources = append(cfg.Sources, SourceConfig{
+		Name: "endless",
+		Config: signer.Config{
+			Provider: signer.ProviderS3, Bucket: "b", Region: "us-east-1", Endpoint: up.URL, Addressing: "path",
+			Credentials: signer.Credentials{Type: "static", AccessKeyID: testAKID, SecretAccessKey: testSecKey},
+		},
+		Mode: ModeStream,
+	})
+	e := newEnv(t, cfg)
+	ts := httptest.NewServer(e.h)
+	tok := signHS(t, auditClaims("leaver", g("endless", "")))
+	resp, err := http.Get(ts.URL + "/v1/s/endless/video.mp4?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 100<<10)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // the client goes away
+	// The handler ends when its next write fails.
+	ok := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if metricValue(t, e, "edge_audit_queue_depth") == 0 && counterByResult(t, e, "edge_audit_records_total", "written") == 1 {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		t.Fatal("no record 10s after the client left")
+	}
+	ts.Close()
+	e.srv.Close()
+	recs, raw := readAudit(t, path)
+	if len(recs) != 1 || recs[0].Status != 499 || recs[0].Bytes < 100<<10 || recs[0].Subject != "leaver" || recs[0].Key != "video.mp4" {
+		t.Errorf("records %+v, want one 499 for leaver's video.mp4 with at least 100 KiB sent:\n%s", recs, raw)
+	}
+}
