@@ -104,7 +104,13 @@ func auditConfig(t testing.TB, burst int) (*Config, string) {
 		c.Close()
 	}))
 	t.Cleanup(cut.Close)
-	for _, up := range []struct{ name, url string }{{"up-fail", failing.URL}, {"up-cut", cut.URL}} {
+	missing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(404)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`)
+	}))
+	t.Cleanup(missing.Close)
+	for _, up := range []struct{ name, url string }{{"up-fail", failing.URL}, {"up-cut", cut.URL}, {"up-missing", missing.URL}} {
 		cfg.Sources = append(cfg.Sources, SourceConfig{
 			Name: up.name,
 			Config: signer.Config{
@@ -161,7 +167,7 @@ var sigParam = regexp.MustCompile(`(?i)(?:x-amz-signature|sig|x-amz-credential)=
 // HTTP server; no record, log line or metric holds the token, its
 // signature, the storage secret or a URL signature.
 func TestAuditEveryOutcome(t *testing.T) {
-	tok := signHS(t, auditClaims("annotator-17", g("customer-a", ""), g("local", ""), g("local-r", ""), g("up-fail", ""), g("up-cut", ""), g("nope", "")))
+	tok := signHS(t, auditClaims("annotator-17", g("customer-a", ""), g("local", ""), g("local-r", ""), g("up-fail", ""), g("up-cut", ""), g("up-missing", ""), g("nope", "")))
 	narrow := signHS(t, auditClaims("annotator-18", g("customer-a", "datasets/42/")))
 	forged := signWith(t, jwt.SigningMethodHS256, []byte("not-the-secret-0123456789abcdef0123"), "k1", auditClaims("mallory", g("customer-a", "")))
 	type want struct {
@@ -186,6 +192,7 @@ func TestAuditEveryOutcome(t *testing.T) {
 		{"403 no grant", "/v1/s/customer-a/cats/1.jpg?token=" + narrow, "GET", 0, want{403, "annotator-18", "customer-a", "cats/1.jpg", "", -1}},
 		{"404 unknown source", "/v1/s/nope/x.jpg?token=" + tok, "GET", 0, want{404, "annotator-17", unknownSource, "x.jpg", "", -1}},
 		{"404 object missing, stream", "/v1/s/local/missing.txt?token=" + tok, "GET", 0, want{404, "annotator-17", "local", "missing.txt", "stream", -1}},
+		{"404 object missing, storage", "/v1/s/up-missing/gone.bin?token=" + tok, "GET", 0, want{404, "annotator-17", "up-missing", "gone.bin", "stream", -1}},
 		{"405 method", "/v1/s/customer-a/cats/1.jpg?token=" + tok, "DELETE", 0, want{405, "", "", "", "", -1}},
 		{"429 rate limited", "/v1/s/customer-a/cats/1.jpg?token=" + tok, "GET", 2, want{429, "annotator-17", "customer-a", "cats/1.jpg", "", -1}},
 		{"502 storage error", "/v1/s/up-fail/k.bin?token=" + tok, "GET", 0, want{502, "annotator-17", "up-fail", "k.bin", "stream", -1}},
