@@ -26,6 +26,7 @@ import (
 	"github.com/edgeproxy/edge/internal/auth"
 	"github.com/edgeproxy/edge/internal/demo"
 	"github.com/edgeproxy/edge/internal/edge"
+	"github.com/edgeproxy/edge/internal/limit"
 	"go.uber.org/zap"
 )
 
@@ -146,6 +147,9 @@ func runServer(ctx context.Context, cfg *edge.Config, opts edge.Options, stderr 
 		return err
 	}
 	started(ln, log)
+	// Run returns once the requests in flight have finished and the audit
+	// trail has written what they queued (SIGTERM, SIGINT); Close, deferred,
+	// then finds nothing left to flush.
 	return srv.Run(ctx, ln)
 }
 
@@ -222,6 +226,10 @@ func presign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// presign answers no request: no audit trail to open, no Redis to
+	// dial.
+	cfg.Audit.File, cfg.Audit.Webhook = "", ""
+	cfg.Limits = limit.Config{}
 	srv, err := edge.New(ctx, cfg, edge.Options{Logger: zap.NewNop()})
 	if err != nil {
 		return err

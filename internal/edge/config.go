@@ -3,11 +3,13 @@ package edge
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/audit"
 	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/clientip"
+	"github.com/edgeproxy/edge/internal/limit"
 	"github.com/edgeproxy/edge/internal/source"
 	"github.com/edgeproxy/edge/internal/stream"
 	"github.com/edgeproxy/edge/internal/yamlcfg"
@@ -24,6 +26,10 @@ type Config struct {
 	Cache   CacheConfig     `yaml:"cache"`
 	Stream  stream.Config   `yaml:"stream"`
 	Sources []source.Config `yaml:"sources"`
+	// Audit is the audit trail: one record per object request.
+	Audit audit.Config `yaml:"audit"`
+	// Limits are the per-subject budgets (429 rate_limited past them).
+	Limits limit.Config `yaml:"limits"`
 }
 
 // LogConfig sets the JSON logger on stderr.
@@ -41,7 +47,10 @@ type ServerConfig struct {
 	// a streamed body is then bounded per chunk by write_timeout and
 	// stream.response_header_timeout instead.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
-	// TrustedProxies are the CIDRs whose X-Request-Id is believed.
+	// TrustedProxies are the CIDRs (or single addresses) whose
+	// X-Forwarded-For and X-Request-Id are believed: one set
+	// (internal/clientip) serves the request id, the audit record's
+	// client_ip and nothing else.
 	TrustedProxies    []string      `yaml:"trusted_proxies"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
@@ -105,6 +114,8 @@ func (c *Config) Defaults() {
 	}
 	c.Auth.Defaults()
 	c.Stream.Defaults()
+	c.Audit.Defaults()
+	c.Limits.Defaults()
 	for i := range c.Sources {
 		c.Sources[i].Defaults()
 	}
@@ -130,11 +141,7 @@ func (c *Config) Validate() error {
 			bad("%s: must not be negative", k)
 		}
 	}
-	for i, p := range c.Server.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			bad("server.trusted_proxies[%d]: want a CIDR such as 10.0.0.0/8 or fd00::/8", i)
-		}
-	}
+	errs = append(errs, clientip.Validate("server.trusted_proxies", c.Server.TrustedProxies)...)
 	for i, o := range c.CORS.AllowedOrigins {
 		if _, err := parseOriginPattern(o); err != nil {
 			bad("cors.allowed_origins[%d]: %v", i, err)
@@ -148,6 +155,8 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Auth.Validate()...)
 	errs = append(errs, c.Stream.Validate()...)
+	errs = append(errs, c.Audit.Validate("audit")...)
+	errs = append(errs, c.Limits.Validate("limits")...)
 	if len(c.Sources) == 0 {
 		bad("sources: at least one source is required")
 	}

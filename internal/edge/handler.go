@@ -31,6 +31,11 @@ type recorder struct {
 	mode    int
 	source  string
 	subject string
+	// issuer and tokenID are the verified token's iss and jti, and key
+	// the object key as /v1/s names it: for the audit record.
+	issuer  string
+	tokenID string
+	key     string
 	cache   string
 	id      string // the request id (X-Request-Id)
 	// deadline is the request's (server.request_timeout), on the real
@@ -122,6 +127,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// connection is closed after the refusal, so no byte after the
 		// headers is ever read as another request.
 		rec.Header()["Connection"] = hdrClose
+		rec.route = objectRoute(r.URL.Path) // an object request refused is audited too
 		rec.err = writeError(rec, r, errBodyNotAllowed)
 		return
 	}
@@ -226,6 +232,7 @@ func (s *Server) serveObject(w *recorder, r *http.Request, ref string) error {
 	if err != nil {
 		return err
 	}
+	w.key = key
 	src := s.source(name)
 	if src != nil {
 		w.source = src.logName
@@ -238,6 +245,9 @@ func (s *Server) serveObject(w *recorder, r *http.Request, ref string) error {
 	// (PRODUCT.md's answer table); only authenticated callers learn it.
 	if src == nil {
 		return errUnknownSource
+	}
+	if err := s.allow(w, r, src); err != nil {
+		return err
 	}
 	if !claims.Allows(name, key) {
 		return errForbidden
@@ -267,6 +277,10 @@ func (s *Server) serveStorageURL(w *recorder, r *http.Request) error {
 		return errUnknownBucket
 	}
 	w.source = src.logName
+	w.key = key
+	if err := s.allow(w, r, src); err != nil {
+		return err
+	}
 	if !claims.Allows(src.Name, key) {
 		return errForbidden
 	}
@@ -299,6 +313,8 @@ func (s *Server) verify(w *recorder, tok, missing string) (*auth.Claims, error) 
 		s.metrics.tokenMiss.Inc()
 	}
 	w.subject = claims.Subject
+	w.issuer = claims.Issuer
+	w.tokenID = claims.ID
 	return claims, nil
 }
 
@@ -317,7 +333,7 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 		if err != nil {
 			return err
 		}
-		return s.streams.Serve(w, r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header, Deadline: w.deadline})
+		return s.streams.Serve(s.throttled(w, r), r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header, Deadline: w.deadline})
 	}
 	p, err := s.presigned(r.Context(), w, src, r.Method, key, false)
 	if err != nil {
@@ -421,6 +437,7 @@ func (s *Server) serveSignedFile(w *recorder, r *http.Request, ref string) error
 	if err != nil {
 		return err
 	}
+	w.key = key
 	src, ok := s.sources().byName[name]
 	if !ok || src.file == nil {
 		return errUnknownSource
@@ -478,7 +495,9 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 		// server ignore Range).
 		r.Header.Del("Range")
 	}
-	http.ServeContent(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}, r, name, fi.ModTime(), rs)
+	// In stream mode the subject's bytes_per_second slows the copy (it
+	// hides sendfile); /v1/f has no subject and is never slowed.
+	http.ServeContent(&deadlineWriter{ResponseWriter: s.throttled(w, r), rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}, r, name, fi.ModTime(), rs)
 	return nil
 }
 
@@ -524,8 +543,12 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 	if status == 0 {
 		status = http.StatusOK
 	}
-	elapsed := s.now().Sub(start)
+	now := s.now()
+	elapsed := now.Sub(start)
 	s.metrics.request(rec.route, rec.mode, status, elapsed.Seconds())
+	if s.audit != nil && auditRoute(rec.route) {
+		s.writeAudit(rec, r, status, now)
+	}
 	lvl := zapcore.InfoLevel
 	switch {
 	case status >= 500 && status != 499:

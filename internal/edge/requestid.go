@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"net/http"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -81,29 +80,13 @@ func (g *idGen) get() []string {
 // else a fresh one.
 func (s *Server) requestID(w http.ResponseWriter, r *http.Request) string {
 	v := s.ids.get()
-	if len(s.trusted) > 0 {
-		if in := r.Header["X-Request-Id"]; len(in) == 1 && validRequestID(in[0]) && s.fromTrustedProxy(r) {
+	if s.proxies != nil {
+		if in := r.Header["X-Request-Id"]; len(in) == 1 && validRequestID(in[0]) && s.proxies.PeerTrusted(r) {
 			v = in
 		}
 	}
 	w.Header()["X-Request-Id"] = v
 	return v[0]
-}
-
-// fromTrustedProxy reports whether the request's peer is in
-// server.trusted_proxies.
-func (s *Server) fromTrustedProxy(r *http.Request) bool {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, p := range s.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // validRequestID accepts 1-128 visible ASCII characters that need no

@@ -11,14 +11,16 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/audit"
 	"github.com/edgeproxy/edge/internal/auth"
 	"github.com/edgeproxy/edge/internal/cache"
+	"github.com/edgeproxy/edge/internal/clientip"
+	"github.com/edgeproxy/edge/internal/limit"
 	"github.com/edgeproxy/edge/internal/signer"
 	"github.com/edgeproxy/edge/internal/source"
 	"github.com/edgeproxy/edge/internal/stream"
@@ -62,6 +64,8 @@ type Options struct {
 	FileFS map[string]fs.FS
 	// Extra routes mounted on the server's mux (the demo page).
 	Extra map[string]http.Handler
+	// AuditStdout is where audit.file "-" writes (default os.Stdout).
+	AuditStdout io.Writer
 }
 
 // Server is the edge: build it with New, serve it with Run or Handler.
@@ -72,7 +76,9 @@ type Server struct {
 	verifier *auth.Verifier
 	set      atomic.Pointer[sourceSet] // swapped whole; read without a lock
 	ids      idGen
-	trusted  []netip.Prefix // server.trusted_proxies
+	proxies  *clientip.Resolver // server.trusted_proxies; nil when none
+	audit    *audit.Auditor     // nil without audit.file or audit.webhook
+	limits   *limit.Limiter     // nil without limits.per_subject
 	urls     *cache.Loader[urlKey, *cachedURL]
 	streams  *stream.Proxy
 	metrics  *metrics
@@ -89,6 +95,8 @@ type Server struct {
 	recs          sync.Pool
 	// watchDone is closed when Run's readiness watcher has returned.
 	watchDone chan struct{}
+	// auditOnce closes the audit trail once (Run's shutdown, then Close).
+	auditOnce sync.Once
 }
 
 // New builds the server from a validated config: keys, signers,
@@ -107,9 +115,10 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		metrics: newMetrics(),
 		extra:   opts.Extra,
 	}
-	for _, p := range cfg.Server.TrustedProxies {
-		if pfx, err := netip.ParsePrefix(p); err == nil { // validated with the config
-			s.trusted = append(s.trusted, pfx.Masked())
+	if len(cfg.Server.TrustedProxies) > 0 {
+		var errs []error
+		if s.proxies, errs = clientip.New("server.trusted_proxies", cfg.Server.TrustedProxies); errs != nil {
+			return nil, errors.Join(errs...)
 		}
 	}
 	if err := s.ids.init(); err != nil {
@@ -130,6 +139,9 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.set.Store(set)
+	if err := s.buildAuditAndLimits(cfg, opts); err != nil {
+		return nil, err
+	}
 	s.buildCORS()
 	s.metricsH = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.recs.New = func() any { return new(recorder) }
@@ -204,6 +216,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		hs.Close()
 	}
+	// Every request has finished (or been cut): what they queued for the
+	// audit trail is written before Run returns.
+	s.flushAudit(sctx)
 	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
 		return e
 	}
@@ -303,7 +318,9 @@ type fileSigner interface {
 	Open(name string) (fs.File, error)
 }
 
-// Close releases what the server holds.
+// Close releases what the server holds: it writes what the audit trail
+// still queues (within server.shutdown_timeout) and closes the limiter's
+// Redis client. Call it once no request is being served.
 func (s *Server) Close() {
 	for _, src := range s.ordered {
 		if src.closer != nil {
@@ -311,6 +328,10 @@ func (s *Server) Close() {
 		}
 	}
 	s.streams.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
+	s.flushAudit(ctx)
+	cancel()
+	s.limits.Close()
 }
 
 // NewLogger builds the JSON logger on out (stderr) at the given level. Lines

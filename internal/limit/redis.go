@@ -42,6 +42,7 @@ func newRedisBudget(cfg Config, opts Options, m *Metrics, log *zap.Logger) (*red
 	if err != nil {
 		return nil, errors.New("limits.redis: is not a valid Redis URL")
 	}
+	quietRedisLogs()
 	timeout := opts.RedisTimeout
 	if timeout <= 0 {
 		timeout = 50 * time.Millisecond
