@@ -104,7 +104,7 @@ func TestSyncErrors(t *testing.T) {
 	}{
 		{"no source", []string{"sync", "-config", p}, 2, "exactly one SOURCE"},
 		{"unknown source", []string{"sync", "-config", p, "nope"}, 1, `no source named "nope"`},
-		{"check not built in", []string{"sync", "-config", p, "-check", "local"}, 1, "-check: asset checks are not available"},
+		{"recheck without check", []string{"sync", "-config", p, "-recheck", "local"}, 2, "-recheck needs -check"},
 		{"missing since", []string{"sync", "-config", p, "-since", "/nonexistent.jsonl", "local"}, 1, "-since:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
