@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
@@ -438,4 +440,96 @@ func TestCheckReadFailures(t *testing.T) {
 			t.Errorf("a key outside the prefix: read %d bytes, problems %+v", res.BytesRead, ck.Problems)
 		}
 	})
+}
+
+// countingSigner counts presigns.
+type countingSigner struct {
+	signer.Signer
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingSigner) Presign(ctx context.Context, r signer.Request) (signer.Presigned, error) {
+	c.mu.Lock()
+	c.n[r.Key]++
+	c.mu.Unlock()
+	if !r.ForFetch {
+		return signer.Presigned{}, errors.New("presigned without ForFetch: SSE-C headers would be missing")
+	}
+	return c.Signer.Presign(ctx, r)
+}
+
+// TestCheckRemoteRequests: one presign per object, reused for its range
+// reads, each sending the SSE-C headers ForFetch gives; a server that
+// ignores Range (200) is read for the first bytes only.
+func TestCheckRemoteRequests(t *testing.T) {
+	dir := assetstest.Fixtures(t)
+	var mu sync.Mutex
+	var ranges []string
+	ignoreRange := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Amz-Server-Side-Encryption-Customer-Key") == "" || r.Header.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != "AES256" {
+			http.Error(w, "<Error><Code>InvalidRequest</Code></Error>", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+		if ignoreRange {
+			r.Header.Del("Range")
+		}
+		f, err := os.Open(filepath.Join(dir, path.Base(r.URL.Path)))
+		if err != nil {
+			http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", assetstest.StoredType(path.Base(r.URL.Path)))
+		http.ServeContent(w, r, "", time.Time{}, f)
+	}))
+	defer srv.Close()
+	cfg := signer.Config{Provider: signer.ProviderS3, Bucket: "b", Endpoint: srv.URL, Region: "us-east-1", Addressing: "path",
+		SSECKey:     "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		Credentials: signer.Credentials{Type: "static", AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}}
+	sg, err := signer.New(context.Background(), cfg, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingSigner{Signer: sg, n: map[string]int{}}
+	check, err := NewCheck(cs, "assets/", newChecker(t), srv.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := func(name string) Object {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Object{Key: name, StorageKey: "assets/" + name, Size: st.Size()}
+	}
+	// moov at end: the head, then the moov near the end: several ranges.
+	res := check(context.Background(), obj("h264_mp42_moov_at_end.mp4"))
+	ck := res.Check.(*assets.Check)
+	if ck.Video == nil || ck.Video.Faststart || len(ranges) < 2 || cs.n["assets/h264_mp42_moov_at_end.mp4"] != 1 {
+		t.Fatalf("check %+v after %d ranges %v and %d presigns", ck, len(ranges), ranges, cs.n["assets/h264_mp42_moov_at_end.mp4"])
+	}
+	if ck.ContentType != "video/mp4" {
+		t.Errorf("content_type %q, want the answer's video/mp4", ck.ContentType)
+	}
+	for _, r := range ranges {
+		if !strings.HasPrefix(r, "bytes=") || strings.HasSuffix(r, "-") {
+			t.Errorf("Range %q: want bytes=off-end", r)
+		}
+	}
+
+	ignoreRange = true
+	o := obj("photo_1920.jpg")
+	res = check(context.Background(), o)
+	if ck := res.Check.(*assets.Check); ck.Width != 1920 || res.BytesRead >= o.Size {
+		t.Errorf("a store ignoring Range: %dx%d, %d bytes of %d read", ck.Width, ck.Height, res.BytesRead, o.Size)
+	}
+	res = check(context.Background(), obj("h264_mp42_moov_at_end.mp4"))
+	if ck := res.Check.(*assets.Check); len(ck.Problems) != 1 || ck.Problems[0].Code != assets.CodeUnreadable || !strings.Contains(ck.Problems[0].Message, "ignored the check's Range") {
+		t.Errorf("moov at end on a store ignoring Range: %+v", ck.Problems)
+	}
 }
