@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -531,5 +532,44 @@ func TestCheckRemoteRequests(t *testing.T) {
 	res = check(context.Background(), obj("h264_mp42_moov_at_end.mp4"))
 	if ck := res.Check.(*assets.Check); len(ck.Problems) != 1 || ck.Problems[0].Code != assets.CodeUnreadable || !strings.Contains(ck.Problems[0].Message, "ignored the check's Range") {
 		t.Errorf("moov at end on a store ignoring Range: %+v", ck.Problems)
+	}
+}
+
+// FuzzContentRangeStart: the store's Content-Range never panics the
+// parser, and a start it accepts is what the header says.
+func FuzzContentRangeStart(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/100", "bytes 16384-32767/544070", "bytes */100", "bytes -1-2/3", "", "bytes 9223372036854775807-1/2", "items 0-1/2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, ok := contentRangeStart(v)
+		if ok && !strings.HasPrefix(v, "bytes "+strconv.FormatInt(n, 10)+"-") && !strings.HasPrefix(v, "bytes +") && !strings.HasPrefix(v, "bytes 0") {
+			t.Errorf("%q: start %d", v, n)
+		}
+	})
+}
+
+// BenchmarkCheckFile is one object's check through the hook on a file
+// source (open, the reads, the parse).
+func BenchmarkCheckFile(b *testing.B) {
+	dir := assetstest.Fixtures(b)
+	sg, err := signer.NewFile(signer.Config{Provider: signer.ProviderFile, Root: dir}, signer.FileOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sg.Close()
+	c, _ := assets.New(assets.Defaults())
+	check, _ := NewCheck(sg, "", c, nil, nil)
+	for _, name := range []string{"photo_1920.jpg", "h264_mp42_faststart.mp4", "h264_mp42_moov_at_end.mp4"} {
+		st, _ := os.Stat(filepath.Join(dir, name))
+		o := Object{Key: name, StorageKey: name, Size: st.Size()}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := check(context.Background(), o); r.Check == nil {
+					b.Fatal("no check")
+				}
+			}
+		})
 	}
 }
