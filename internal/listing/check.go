@@ -121,6 +121,10 @@ func readFailure(err error, timedOut bool) string {
 		return fmt.Sprintf("The store refused the check's read (%s). The source's credentials must be allowed to read every object under the prefix (s3:GetObject, Storage Object Viewer, Storage Blob Data Reader): see `edge policy SOURCE`.", se.what())
 	case errors.As(err, &se):
 		return fmt.Sprintf("The store failed the check's read (%s). Sync again; if it persists, check the store's health.", se.what())
+	case errors.Is(err, signer.ErrCredentials):
+		return "The source's credentials were unavailable when the check signed the object's URL. Run `edge check -source SOURCE`, fix what it says, and sync again."
+	case errors.As(err, new(*presignError)):
+		return "The object's URL could not be signed for the check. Run `edge check -source SOURCE`, fix what it says, and sync again."
 	case errors.Is(err, errIgnoredRange):
 		return "The store ignored the check's Range request, so the object could not be read in part. The check reads from the start only; use a store that honours Range (every cloud store does)."
 	case errors.Is(err, fs.ErrNotExist):
@@ -168,6 +172,13 @@ var (
 	errUnreachable  = errors.New("read: the store could not be reached")
 )
 
+// presignError is a failure to sign an object's URL; its text never
+// reaches the manifest (a signer's cause may name an STS answer).
+type presignError struct{ err error }
+
+func (e *presignError) Error() string { return "read: presign: " + e.err.Error() }
+func (e *presignError) Unwrap() error { return e.err }
+
 // rangeSource is one object's bytes for one check.
 type rangeSource interface {
 	assets.RangeReader
@@ -198,7 +209,7 @@ func (r *remoteRange) ReadRange(ctx context.Context, off, n int64) ([]byte, erro
 	if r.p == nil {
 		p, err := r.sg.Presign(ctx, signer.Request{Method: http.MethodGet, Key: r.key, At: r.now(), TTL: checkURLTTL, ForFetch: true})
 		if err != nil {
-			return nil, fmt.Errorf("read: presign: %w", err)
+			return nil, &presignError{err}
 		}
 		r.p = &p
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"mime"
 	"net/http"
@@ -569,6 +570,39 @@ func BenchmarkCheckFile(b *testing.B) {
 				if r := check(context.Background(), o); r.Check == nil {
 					b.Fatal("no check")
 				}
+			}
+		})
+	}
+}
+
+// failingSigner fails every presign with a cause holding a secret.
+type failingSigner struct{ err error }
+
+func (f failingSigner) Presign(context.Context, signer.Request) (signer.Presigned, error) {
+	return signer.Presigned{}, f.err
+}
+
+// TestCheckPresignFails: a signing failure is an unreadable problem whose
+// message holds nothing of the signer's cause.
+func TestCheckPresignFails(t *testing.T) {
+	const secret = "sts-said-SECRET-0123456789"
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"credentials", fmt.Errorf("%w: assume role: %s", signer.ErrCredentials, secret), "credentials were unavailable"},
+		{"other", errors.New("presign: " + secret), "could not be signed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			check, err := NewCheck(failingSigner{tc.err}, "", newChecker(t), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := check(context.Background(), Object{Key: "a.jpg", StorageKey: "a.jpg", Size: 100})
+			b, _ := json.Marshal(res.Check)
+			if res.Problems != 1 || !strings.Contains(string(b), tc.want) || strings.Contains(string(b), secret) {
+				t.Errorf("check %s", b)
 			}
 		})
 	}
