@@ -9,21 +9,19 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/assets"
 	"github.com/edgeproxy/edge/internal/edge"
 	"github.com/edgeproxy/edge/internal/listing"
 	"github.com/edgeproxy/edge/internal/signer"
 )
 
-// syncCheck builds the asset check hook of `edge sync -check` for one
-// source; internal/assets wires it in. Nil: -check is refused.
-var syncCheck func(ctx context.Context, src edge.SourceConfig, sg signer.Signer) (listing.CheckFunc, error)
-
-// syncCmd is `edge sync -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE`.
+// syncCmd is `edge sync -config FILE [-since OLD.jsonl] [-check [-recheck]] [-o FILE] SOURCE`.
 func syncCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sync", stderr)
 	cfgPath := fs.String("config", "", "config file (default $EDGE_CONFIG)")
 	since := fs.String("since", "", "an older manifest: mark each line added, changed or unchanged, and list removed objects")
 	check := fs.Bool("check", false, "check every asset (reads a few bytes of each)")
+	recheck := fs.Bool("recheck", false, "with -since and -check: check unchanged objects again instead of keeping their old check")
 	out := fs.String("o", "", "write the manifest to FILE (atomically) instead of stdout")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -68,13 +66,19 @@ func syncCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer f.Close()
 		opts.Since = f
 	}
+	if *recheck && !*check {
+		return usageError{errors.New("-recheck needs -check")}
+	}
 	if *check {
-		if syncCheck == nil {
-			return errors.New("-check: asset checks are not available in this build")
-		}
-		if opts.Check, err = syncCheck(ctx, *src, sg); err != nil {
+		checker, err := assets.New(assets.Defaults())
+		if err != nil {
 			return fmt.Errorf("-check: %w", err)
 		}
+		if opts.Check, err = listing.NewCheck(sg, src.Prefix, checker, nil, nil); err != nil {
+			return fmt.Errorf("-check: %w", err)
+		}
+		opts.Concurrency = checker.Config().MaxConcurrent
+		opts.Recheck = *recheck
 	}
 	if isTerminal(stderr) {
 		opts.Progress = func(n int64, d time.Duration) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/edgeproxy/edge/internal/assets/assetstest"
 	"github.com/edgeproxy/edge/internal/testenv"
 )
 
@@ -135,4 +136,60 @@ func upload(t *testing.T, c *s3.Client, bucket string, n int) {
 	if firstErr != nil {
 		t.Fatal(firstErr)
 	}
+}
+
+// TestMeasureSyncCheck measures the built binary's `edge sync -check`
+// over N mixed objects on versitygw (copies of the asset fixtures, in
+// turn): objects/s, peak RSS, and bytes read per object from the
+// summary. It runs only with EDGE_SYNC_CHECK_MEASURE=N:
+//
+//	EDGE_SYNC_CHECK_MEASURE=1000 go test -run TestMeasureSyncCheck -v ./cmd/edge/
+func TestMeasureSyncCheck(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("EDGE_SYNC_CHECK_MEASURE"))
+	if n <= 0 {
+		t.Skip("set EDGE_SYNC_CHECK_MEASURE=N to measure")
+	}
+	fix := assetstest.Fixtures(t)
+	names := assetstest.Names(t, fix)
+	v := testenv.StartVersity(t)
+	v.CreateBucket(t, "media")
+	c := v.Client()
+	for i := range n {
+		name := names[i%len(names)]
+		b, err := os.ReadFile(filepath.Join(fix, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String(fmt.Sprintf("assets/set%02d/%05d-%s", i%10, i, name)),
+			Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String(assetstest.StoredType(name))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "edge")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "edge.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+auth:
+  keys:
+    - {id: k1, alg: HS256, secret: "cmd-test-secret-0123456789abcdef0123"}
+sources:
+  - name: media
+    provider: s3
+    bucket: media
+    endpoint: %s
+    addressing: path
+    prefix: assets/
+    credentials: {type: static, access_key_id: %s, secret_access_key: %s}
+`, v.Endpoint, v.AccessKey, v.SecretKey)), 0o600)
+	out := filepath.Join(dir, "m.jsonl")
+	timed(t, "edge sync -check", n, exec.Command("/usr/bin/time", "-v", bin, "sync", "-config", cfg, "-check", "-o", out, "media"))
+	b, _ := os.ReadFile(out)
+	last := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
+	t.Logf("summary: %s", bytes.TrimSpace(last))
+	timed(t, "edge sync -check -since (nothing changed)", n, exec.Command("/usr/bin/time", "-v", bin, "sync", "-config", cfg, "-check", "-since", out, "-o", out+".2", "media"))
+	b, _ = os.ReadFile(out + ".2")
+	t.Logf("summary: %s", bytes.TrimSpace(b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]))
 }

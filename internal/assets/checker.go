@@ -14,6 +14,18 @@ type Checker struct {
 	cfg Config
 }
 
+// ContentTyper is implemented by RangeReaders that learn the stored
+// Content-Type while reading (the GET's Content-Type header, the type a
+// file is served with): Check takes it when Object.ContentType is empty,
+// so a listing that carries no Content-Type needs no extra request.
+type ContentTyper interface {
+	ContentType() string
+}
+
+// Config returns the Config the Checker was built with (callers size their
+// concurrency by MaxConcurrent).
+func (c *Checker) Config() Config { return c.cfg }
+
 // New returns a Checker for a validated Config.
 func New(cfg Config) (*Checker, error) {
 	if errs := cfg.Validate(""); len(errs) > 0 {
@@ -42,6 +54,11 @@ func (c *Checker) Check(ctx context.Context, obj Object) (*Check, int64, error) 
 			what = "this " + describe(ck.Type)
 		}
 		ck.add(CodeUnreadable, SeverityError, unreadableMessage(what, err))
+	}
+	if ck.ContentType == "" {
+		if ct, ok := obj.R.(ContentTyper); ok {
+			ck.ContentType = ct.ContentType()
+		}
 	}
 	c.contentType(ck)
 	if err == nil {

@@ -107,12 +107,14 @@ func (f *File) walk(ctx context.Context, dir, keyBase, namePrefix string, yield 
 			}
 			continue
 		}
-		// Stat through f.FS, not DirEntry.Info: the file signer's directory
-		// handles carry names relative to its root, which Info would lstat
-		// relative to the working directory. Opening follows no link.
+		// Stat through f.FS, not DirEntry.Info: an *os.File that
+		// signer.File opened under its root has a root-relative name, and
+		// os's Info lstats that name relative to the working directory
+		// (another file, or none). fs.Stat opens it under the root,
+		// following no link.
 		info, err := fs.Stat(f.FS, p)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed (or replaced by a link) since the directory was read
+			continue // removed since the directory was read, or now a link
 		}
 		if err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/edgeproxy/edge/internal/signer"
 )
 
 // fileTree builds a tree under a temp dir from slash-separated file paths.
@@ -116,5 +118,33 @@ func TestFileListingSkipsInvalidUTF8(t *testing.T) {
 	f := &File{FS: os.DirFS(root)}
 	if got := listKeys(t, f); !slices.Equal(got, []string{"a", "c"}) || f.Skipped() != 1 {
 		t.Errorf("got %q, skipped %d", got, f.Skipped())
+	}
+}
+
+// TestFileSignerSubdirStat: listing a prefix below the root through
+// signer.File (openat2: its files carry root-relative names) gives each
+// file's own size, never that of a same-named path under the working
+// directory (DirEntry.Info would lstat that one).
+func TestFileSignerSubdirStat(t *testing.T) {
+	root := fileTree(t, "assets/a.jpg", "assets/sub/b.jpg")
+	cwd := t.TempDir()
+	os.MkdirAll(filepath.Join(cwd, "assets"), 0o755)
+	os.WriteFile(filepath.Join(cwd, "assets", "a.jpg"), []byte("a decoy in the working directory, longer"), 0o644)
+	t.Chdir(cwd)
+	sg, err := signer.NewFile(signer.Config{Provider: signer.ProviderFile, Root: root}, signer.FileOptions{Prefix: "assets/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sg.Close()
+	l, err := New(sg, "assets/", RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Object
+	if err := l.List(context.Background(), func(o Object) error { got = append(got, o); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "a.jpg" || got[0].Size != int64(len("assets/a.jpg")) || got[1].Key != "sub/b.jpg" || got[1].Size != int64(len("assets/sub/b.jpg")) {
+		t.Errorf("listed %+v", got)
 	}
 }

@@ -3,6 +3,7 @@ package listing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/edgeproxy/edge/internal/httperr"
+	"github.com/edgeproxy/edge/internal/signer"
 )
 
 func TestServe(t *testing.T) {
@@ -33,7 +35,7 @@ func TestServe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			_, err := Serve(rec, httptest.NewRequest(http.MethodGet, "/admin/v1/connections/x/objects"+tt.query, nil), l, tt.check)
+			_, err := Serve(rec, httptest.NewRequest(http.MethodGet, "/admin/v1/connections/x/objects"+tt.query, nil), l, Options{Check: tt.check})
 			if tt.status != 0 {
 				var he *httperr.Error
 				if !errors.As(err, &he) || he.Status != tt.status {
@@ -71,7 +73,7 @@ func TestServeClientGone(t *testing.T) {
 		}
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := Serve(w, r, endless, nil)
+		_, err := Serve(w, r, endless, Options{})
 		done <- err
 	}))
 	defer srv.Close()
@@ -83,5 +85,32 @@ func TestServeClientGone(t *testing.T) {
 	resp.Body.Close()
 	if err := <-done; err == nil {
 		t.Fatal("Serve returned nil after the client went away")
+	}
+}
+
+// TestServeListFails: a listing that fails before its first line is an
+// error answer, not a 200 with an empty body.
+func TestServeListFails(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"store", errors.New("list: the store answered HTTP 403 (AccessDenied)"), http.StatusBadGateway, "list_failed"},
+		{"credentials", fmt.Errorf("presign: %w", signer.ErrCredentials), http.StatusServiceUnavailable, "credentials_unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := ListerFunc(func(ctx context.Context, yield func(Object) error) error { return tc.err })
+			rec := httptest.NewRecorder()
+			_, err := Serve(rec, httptest.NewRequest(http.MethodGet, "/admin/v1/connections/x/objects", nil), l, Options{})
+			var he *httperr.Error
+			if !errors.As(err, &he) || he.Status != tc.status || he.Code != tc.code {
+				t.Fatalf("error %v, want %d %s", err, tc.status, tc.code)
+			}
+			if rec.Body.Len() != 0 || rec.Header().Get("Content-Type") != "" {
+				t.Errorf("wrote %q (%q) before failing", rec.Body.String(), rec.Header().Get("Content-Type"))
+			}
+		})
 	}
 }
