@@ -49,7 +49,11 @@ func (f *File) openNoFollow(name string) (fs.File, error) {
 			unix.Close(fd)
 			return nil, notExist(name)
 		}
-		return os.NewFile(uintptr(fd), name), nil
+		file := os.NewFile(uintptr(fd), name)
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return rootDir{File: file, f: f, name: name}, nil
+		}
+		return file, nil
 	case errors.Is(err, unix.ENOSYS):
 		return f.openNoFollowWalk(name)
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR),
@@ -59,4 +63,46 @@ func (f *File) openNoFollow(name string) (fs.File, error) {
 		return nil, notExist(name)
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+}
+
+// rootDir is a directory opened beneath the root. Its name is relative to
+// the root, so os.File's DirEntry.Info, which lstats the joined name from
+// the working directory, would describe another file: entries answer Info
+// by opening through the File instead (following no link; a link's Info
+// is fs.ErrNotExist, as opening it would be).
+type rootDir struct {
+	*os.File
+	f    *File
+	name string
+}
+
+func (d rootDir) ReadDir(n int) ([]fs.DirEntry, error) {
+	ents, err := d.File.ReadDir(n)
+	for i, e := range ents {
+		ents[i] = rootDirEntry{DirEntry: e, f: d.f, path: pathJoin(d.name, e.Name())}
+	}
+	return ents, err
+}
+
+type rootDirEntry struct {
+	fs.DirEntry
+	f    *File
+	path string
+}
+
+func (e rootDirEntry) Info() (fs.FileInfo, error) {
+	fl, err := e.f.openNoFollow(e.path)
+	if err != nil {
+		return nil, err
+	}
+	defer fl.Close()
+	return fl.Stat()
+}
+
+// pathJoin joins a slash-separated directory (possibly ".") and a name.
+func pathJoin(dir, name string) string {
+	if dir == "." || dir == "" {
+		return name
+	}
+	return dir + "/" + name
 }
