@@ -7,7 +7,7 @@
 //	edge presign -config FILE REF
 //	edge check -config FILE [-source NAME] [-json]
 //	edge policy -config FILE [-json] SOURCE
-//	edge sync -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE
+//	edge sync -config FILE [-since OLD.jsonl] [-check [-recheck]] [-o FILE] SOURCE
 package main
 
 import (
@@ -40,7 +40,7 @@ usage:
   edge check   -config FILE [-source NAME] [-json] validate the config, probe every source step by step; exit 1 on problems
   edge policy  -config FILE [-json] SOURCE         what the customer pastes for SOURCE: policies, CORS, roles
   edge connections schema                         print the SQL (table, trigger) for connections in PostgreSQL
-  edge sync    -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE   list the source into a JSON-lines manifest
+  edge sync    -config FILE [-since OLD.jsonl] [-check [-recheck]] [-o FILE] SOURCE   list the source into a JSON-lines manifest
 `
 
 func main() {
