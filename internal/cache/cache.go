@@ -1,16 +1,32 @@
 // Package cache holds the edge's time-bound caches: presigned URLs and
 // verified tokens. Every value carries the instant until which it may be
 // served, so a cached URL is never handed out past its safe lifetime.
+//
+// The caches are sharded: a key's hash picks one of up to maxShards
+// shards, each an LRU with its own lock and its own share of the bound,
+// so concurrent requests for different keys rarely meet on a lock and no
+// lock is process-wide. Small caches (fewer than minShardEntries entries
+// per shard) have fewer shards, down to one: an exact LRU.
 package cache
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+const (
+	// maxShards bounds the shard count: 64 locks make contention rare
+	// on any machine the edge runs on, and per-shard LRU order stays a
+	// good approximation of the global one at 100,000 entries.
+	maxShards = 64
+	// minShardEntries is the smallest share of the bound a shard gets.
+	minShardEntries = 1024
 )
 
 type entry[V any] struct {
@@ -18,9 +34,21 @@ type entry[V any] struct {
 	until time.Time
 }
 
-// Expiring is a bounded LRU whose entries expire at their own time.
+// shard is one lock, its LRU, and (in a Loader) its loads in flight,
+// padded to keep neighbouring locks off one cache line.
+type shard[K comparable, V any] struct {
+	mu    sync.Mutex
+	lru   *simplelru.LRU[K, entry[V]]
+	calls map[K]*call[V]
+	cap   int // this shard's share of the bound
+	_     [128 - 32]byte
+}
+
+// Expiring is a bounded, sharded LRU whose entries expire at their own time.
 type Expiring[K comparable, V any] struct {
-	lru *lru.Cache[K, entry[V]]
+	seed   maphash.Seed
+	mask   uint64
+	shards []shard[K, V]
 }
 
 // NewExpiring returns a cache of at most size entries.
@@ -28,27 +56,62 @@ func NewExpiring[K comparable, V any](size int) (*Expiring[K, V], error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("cache: size must be positive, got %d", size)
 	}
-	l, err := lru.New[K, entry[V]](size)
-	if err != nil {
-		return nil, err
+	n := 1
+	for n < maxShards && size/(n*2) >= minShardEntries {
+		n *= 2
 	}
-	return &Expiring[K, V]{lru: l}, nil
+	return newExpiring[K, V](size, n)
+}
+
+// newExpiring returns a cache of size entries in n shards, n a power of two.
+func newExpiring[K comparable, V any](size, n int) (*Expiring[K, V], error) {
+	c := &Expiring[K, V]{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard[K, V], n)}
+	for i := range c.shards {
+		// The shares add up to size exactly.
+		share := size / n
+		if i < size%n {
+			share++
+		}
+		l, err := simplelru.NewLRU[K, entry[V]](share, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.shards[i].lru, c.shards[i].cap = l, share
+	}
+	return c, nil
+}
+
+func (c *Expiring[K, V]) shard(k K) *shard[K, V] {
+	if c.mask == 0 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.Comparable(c.seed, k)&c.mask]
 }
 
 // Get returns the value for k if it is still servable at now. An expired
 // entry is removed.
 func (c *Expiring[K, V]) Get(k K, now time.Time) (V, bool) {
-	e, ok := c.lru.Get(k)
+	e, ok := c.shard(k).get(k, now, true)
+	return e.v, ok
+}
+
+// get returns k's entry while servable at now; one that is not is removed
+// when remove is set (a Loader leaves it: a clock read later, inside the
+// flight, may still find it servable).
+func (s *shard[K, V]) get(k K, now time.Time, remove bool) (entry[V], bool) {
+	s.mu.Lock()
+	e, ok := s.lru.Get(k)
+	if ok && !now.Before(e.until) {
+		if remove {
+			s.lru.Remove(k)
+		}
+		ok = false
+	}
+	s.mu.Unlock()
 	if !ok {
-		var zero V
-		return zero, false
+		return entry[V]{}, false
 	}
-	if !now.Before(e.until) {
-		c.lru.Remove(k)
-		var zero V
-		return zero, false
-	}
-	return e.v, true
+	return e, true
 }
 
 // Add stores v until the given instant; a value already past it is not stored.
@@ -56,11 +119,23 @@ func (c *Expiring[K, V]) Add(k K, v V, until time.Time, now time.Time) {
 	if !now.Before(until) {
 		return
 	}
-	c.lru.Add(k, entry[V]{v: v, until: until})
+	s := c.shard(k)
+	s.mu.Lock()
+	s.lru.Add(k, entry[V]{v: v, until: until})
+	s.mu.Unlock()
 }
 
 // Len is the number of entries, expired ones included until they are seen.
-func (c *Expiring[K, V]) Len() int { return c.lru.Len() }
+func (c *Expiring[K, V]) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}
 
 // Loader is an Expiring cache in front of a slow load (a presign), with
 // concurrent misses for one key collapsed into a single load.
@@ -69,11 +144,9 @@ func (c *Expiring[K, V]) Len() int { return c.lru.Len() }
 // goroutine: starting a goroutine per miss cost about as much as the S3
 // presign itself. Callers that join a flight wait on it and may leave
 // when their context ends; the first caller waits for its load, which
-// LoadTimeout bounds.
+// LoadTimeout bounds. Flights are kept per shard, under the shard's lock.
 type Loader[K comparable, V any] struct {
 	cache *Expiring[K, V]
-	mu    sync.Mutex
-	calls map[K]*call[V]
 	// LoadTimeout bounds one load. The load runs detached from the caller's
 	// context, so that a caller going away does not fail the others
 	// waiting on the same flight.
@@ -98,21 +171,25 @@ func NewLoader[K comparable, V any](size int) (*Loader[K, V], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loader[K, V]{cache: c, calls: map[K]*call[V]{}, LoadTimeout: 30 * time.Second}, nil
+	for i := range c.shards {
+		c.shards[i].calls = map[K]*call[V]{}
+	}
+	return &Loader[K, V]{cache: c, LoadTimeout: 30 * time.Second}, nil
 }
 
 // Get returns the cached value for key, or loads it. hit reports whether the
 // value came from the cache without a load. now is the caller's clock.
 func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v V, until time.Time, hit bool, err error) {
-	if e, ok := l.cache.lru.Get(key); ok && now().Before(e.until) {
+	s := l.cache.shard(key)
+	if e, ok := s.get(key, now(), false); ok {
 		return e.v, e.until, true, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return v, until, false, err
 	}
-	l.mu.Lock()
-	if c, ok := l.calls[key]; ok {
-		l.mu.Unlock()
+	s.mu.Lock()
+	if c, ok := s.calls[key]; ok {
+		s.mu.Unlock()
 		select {
 		case <-c.done:
 			return c.e.v, c.e.until, false, c.err
@@ -122,17 +199,17 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, loa
 	}
 	// Until the load returns, joiners would see errLoadPanicked.
 	c := &call[V]{done: make(chan struct{}), err: errLoadPanicked}
-	l.calls[key] = c
-	l.mu.Unlock()
+	s.calls[key] = c
+	s.mu.Unlock()
 	defer func() {
-		l.mu.Lock()
-		delete(l.calls, key)
-		l.mu.Unlock()
+		s.mu.Lock()
+		delete(s.calls, key)
+		s.mu.Unlock()
 		close(c.done)
 	}()
 	// Re-check inside the flight: a flight that finished just before this
 	// one started has filled the cache.
-	if e, ok := l.cache.lru.Get(key); ok && now().Before(e.until) {
+	if e, ok := s.get(key, now(), false); ok {
 		c.e, c.err = e, nil
 		return e.v, e.until, false, nil
 	}
@@ -149,11 +226,8 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, loa
 // Cached returns the value for key if it is cached and servable at now;
 // it allocates nothing, so the hit path can try it before building a load.
 func (l *Loader[K, V]) Cached(key K, now time.Time) (V, time.Time, bool) {
-	if e, ok := l.cache.lru.Get(key); ok && now.Before(e.until) {
-		return e.v, e.until, true
-	}
-	var zero V
-	return zero, time.Time{}, false
+	e, ok := l.cache.shard(key).get(key, now, false)
+	return e.v, e.until, ok
 }
 
 // Len is the number of cached values.
