@@ -2,11 +2,12 @@
 // verified tokens. Every value carries the instant until which it may be
 // served, so a cached URL is never handed out past its safe lifetime.
 //
-// The caches are sharded: a key's hash picks one of up to maxShards
-// shards, each an LRU with its own lock and its own share of the bound,
-// so concurrent requests for different keys rarely meet on a lock and no
-// lock is process-wide. Small caches (fewer than minShardEntries entries
-// per shard) have fewer shards, down to one: an exact LRU.
+// A read (a hit) takes no lock: the index is a sync.Map, lock-free on
+// Load. Writes are sharded: a key's hash picks one of up to maxShards
+// shards, each with its own lock, its own share of the bound and its own
+// CLOCK eviction (an approximation of LRU), so no lock is process-wide.
+// Small caches (fewer than minShardEntries entries per shard) have fewer
+// shards, down to one.
 package cache
 
 import (
@@ -15,37 +16,58 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 const (
-	// maxShards bounds the shard count: 64 locks make contention rare
-	// on any machine the edge runs on, and per-shard LRU order stays a
-	// good approximation of the global one at 100,000 entries.
+	// maxShards bounds the shard count: 64 write locks make contention
+	// between misses rare on any machine the edge runs on, and per-shard
+	// eviction order stays a good approximation of the global one at
+	// 100,000 entries.
 	maxShards = 64
 	// minShardEntries is the smallest share of the bound a shard gets.
 	minShardEntries = 1024
 )
+
+// node is one cached value. Its key, value and until never change after
+// it is published (a new Add makes a new node), so a reader holds no lock;
+// ref is the CLOCK bit a hit sets, idx its slot in its shard's ring
+// (guarded by the shard's lock).
+type node[K comparable, V any] struct {
+	key   K
+	v     V
+	until time.Time
+	ref   atomic.Bool
+	idx   int
+}
 
 type entry[V any] struct {
 	v     V
 	until time.Time
 }
 
-// shard is one lock, its LRU, and (in a Loader) its loads in flight,
-// padded to keep neighbouring locks off one cache line.
+// shard is one write lock, its share of the entries in a CLOCK ring, and
+// (in a Loader) its loads in flight, padded to keep neighbouring locks off
+// one cache line.
 type shard[K comparable, V any] struct {
 	mu    sync.Mutex
-	lru   *simplelru.LRU[K, entry[V]]
-	calls map[K]*call[V]
+	ring  []*node[K, V]
+	hand  int
 	cap   int // this shard's share of the bound
-	_     [128 - 32]byte
+	calls map[K]*call[V]
+	_     [128 - 56]byte
 }
 
-// Expiring is a bounded, sharded LRU whose entries expire at their own time.
+// Expiring is a bounded cache whose entries expire at their own time. A
+// read takes no lock: the index is a sync.Map (a concurrent hash trie,
+// lock-free on Load), and a hit only sets its entry's reference bit.
+// Writes go to one of up to maxShards shards by key hash, each holding
+// its share of the bound and evicting by CLOCK (second chance: an entry
+// read since the hand last passed survives it), an approximation of LRU.
 type Expiring[K comparable, V any] struct {
+	index  sync.Map // K -> *node[K, V]
 	seed   maphash.Seed
 	mask   uint64
 	shards []shard[K, V]
@@ -72,11 +94,7 @@ func newExpiring[K comparable, V any](size, n int) (*Expiring[K, V], error) {
 		if i < size%n {
 			share++
 		}
-		l, err := simplelru.NewLRU[K, entry[V]](share, nil)
-		if err != nil {
-			return nil, err
-		}
-		c.shards[i].lru, c.shards[i].cap = l, share
+		c.shards[i].cap = share
 	}
 	return c, nil
 }
@@ -91,27 +109,51 @@ func (c *Expiring[K, V]) shard(k K) *shard[K, V] {
 // Get returns the value for k if it is still servable at now. An expired
 // entry is removed.
 func (c *Expiring[K, V]) Get(k K, now time.Time) (V, bool) {
-	e, ok := c.shard(k).get(k, now, true)
+	e, ok := c.get(k, now, true)
 	return e.v, ok
 }
 
 // get returns k's entry while servable at now; one that is not is removed
 // when remove is set (a Loader leaves it: a clock read later, inside the
 // flight, may still find it servable).
-func (s *shard[K, V]) get(k K, now time.Time, remove bool) (entry[V], bool) {
-	s.mu.Lock()
-	e, ok := s.lru.Get(k)
-	if ok && !now.Before(e.until) {
-		if remove {
-			s.lru.Remove(k)
-		}
-		ok = false
-	}
-	s.mu.Unlock()
+func (c *Expiring[K, V]) get(k K, now time.Time, remove bool) (entry[V], bool) {
+	x, ok := c.index.Load(k)
 	if !ok {
 		return entry[V]{}, false
 	}
-	return e, true
+	n := x.(*node[K, V])
+	if !now.Before(n.until) {
+		if remove {
+			c.remove(n)
+		}
+		return entry[V]{}, false
+	}
+	if !n.ref.Load() {
+		n.ref.Store(true) // written once per pass of the hand, not per hit
+	}
+	return entry[V]{v: n.v, until: n.until}, true
+}
+
+// remove drops n if it is still k's entry.
+func (c *Expiring[K, V]) remove(n *node[K, V]) {
+	s := c.shard(n.key)
+	s.mu.Lock()
+	if c.index.CompareAndDelete(n.key, n) {
+		s.drop(n.idx)
+	}
+	s.mu.Unlock()
+}
+
+// drop removes the ring's slot i (s.mu held): the last node takes its place.
+func (s *shard[K, V]) drop(i int) {
+	last := len(s.ring) - 1
+	s.ring[i] = s.ring[last]
+	s.ring[i].idx = i
+	s.ring[last] = nil
+	s.ring = s.ring[:last]
+	if s.hand >= len(s.ring) {
+		s.hand = 0
+	}
 }
 
 // Add stores v until the given instant; a value already past it is not stored.
@@ -120,9 +162,44 @@ func (c *Expiring[K, V]) Add(k K, v V, until time.Time, now time.Time) {
 		return
 	}
 	s := c.shard(k)
+	n := &node[K, V]{key: k, v: v, until: until}
 	s.mu.Lock()
-	s.lru.Add(k, entry[V]{v: v, until: until})
+	if old, loaded := c.index.Swap(k, n); loaded {
+		o := old.(*node[K, V])
+		n.idx = o.idx
+		s.ring[o.idx] = n
+		s.mu.Unlock()
+		return
+	}
+	if len(s.ring) >= s.cap {
+		// The new node takes the evicted one's slot, behind the hand: it
+		// is the last the hand reaches.
+		n.idx = c.evict(s, now)
+		s.ring[n.idx] = n
+		s.mu.Unlock()
+		return
+	}
+	n.idx = len(s.ring)
+	s.ring = append(s.ring, n)
 	s.mu.Unlock()
+}
+
+// evict removes one entry of s (s.mu held) and returns its slot, now
+// empty, for the caller to fill: the first expired entry or the first not
+// read since the hand last passed, clearing the bits it passes. Two turns
+// of the hand always find one.
+func (c *Expiring[K, V]) evict(s *shard[K, V], now time.Time) int {
+	for {
+		i := s.hand
+		n := s.ring[i]
+		s.hand = (i + 1) % len(s.ring)
+		if n.ref.Load() && now.Before(n.until) {
+			n.ref.Store(false)
+			continue
+		}
+		c.index.CompareAndDelete(n.key, n)
+		return i
+	}
 }
 
 // Len is the number of entries, expired ones included until they are seen.
@@ -131,7 +208,7 @@ func (c *Expiring[K, V]) Len() int {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += s.lru.Len()
+		n += len(s.ring)
 		s.mu.Unlock()
 	}
 	return n
@@ -180,13 +257,13 @@ func NewLoader[K comparable, V any](size int) (*Loader[K, V], error) {
 // Get returns the cached value for key, or loads it. hit reports whether the
 // value came from the cache without a load. now is the caller's clock.
 func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v V, until time.Time, hit bool, err error) {
-	s := l.cache.shard(key)
-	if e, ok := s.get(key, now(), false); ok {
+	if e, ok := l.cache.get(key, now(), false); ok {
 		return e.v, e.until, true, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return v, until, false, err
 	}
+	s := l.cache.shard(key)
 	s.mu.Lock()
 	if c, ok := s.calls[key]; ok {
 		s.mu.Unlock()
@@ -209,7 +286,7 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, loa
 	}()
 	// Re-check inside the flight: a flight that finished just before this
 	// one started has filled the cache.
-	if e, ok := s.get(key, now(), false); ok {
+	if e, ok := l.cache.get(key, now(), false); ok {
 		c.e, c.err = e, nil
 		return e.v, e.until, false, nil
 	}
@@ -226,7 +303,7 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, loa
 // Cached returns the value for key if it is cached and servable at now;
 // it allocates nothing, so the hit path can try it before building a load.
 func (l *Loader[K, V]) Cached(key K, now time.Time) (V, time.Time, bool) {
-	e, ok := l.cache.shard(key).get(key, now, false)
+	e, ok := l.cache.get(key, now, false)
 	return e.v, e.until, ok
 }
 

@@ -60,7 +60,7 @@ func TestShardedBound(t *testing.T) {
 // TestShardedExpiry: a sharded cache never serves an entry at or past its
 // until, whichever shard holds it.
 func TestShardedExpiry(t *testing.T) {
-	c, _ := newExpiring[int, int](4096, 16)
+	c, _ := newExpiring[int, int](8192, 16) // room in every shard
 	for i := range 4096 {
 		c.Add(i, i, t0.Add(time.Duration(i)*time.Second), t0.Add(-time.Hour))
 	}
@@ -190,4 +190,26 @@ func benchCached(b *testing.B, n, hot int) {
 			}
 		}
 	})
+}
+
+// TestHotEntrySurvives: an entry read between every Add survives a flood
+// of ten times the bound (CLOCK's second chance), a cold one does not.
+func TestHotEntrySurvives(t *testing.T) {
+	const size = 4096
+	c, _ := NewExpiring[string, int](size)
+	until := t0.Add(time.Hour)
+	c.Add("hot", 1, until, t0)
+	c.Add("cold", 2, until, t0)
+	for i := range 10 * size {
+		if _, ok := c.Get("hot", t0); !ok {
+			t.Fatalf("hot entry evicted after %d adds", i)
+		}
+		c.Add("k"+strconv.Itoa(i), i, until, t0)
+	}
+	if _, ok := c.Get("cold", t0); ok {
+		t.Errorf("cold entry: got a hit after %d adds, want it evicted", 10*size)
+	}
+	if n := c.Len(); n != size {
+		t.Errorf("got Len %d, want %d", n, size)
+	}
 }
