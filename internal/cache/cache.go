@@ -231,6 +231,7 @@ type Loader[K comparable, V any] struct {
 
 // call is one load in flight.
 type call[V any] struct {
+	ctx  loadCtx // the load's
 	done chan struct{}
 	e    entry[V]
 	err  error
@@ -289,9 +290,9 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, loa
 		c.e, c.err = e, nil
 		return e.v, e.until, false, nil
 	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.LoadTimeout)
-	defer cancel()
-	c.e.v, c.e.until, c.err = load(lctx)
+	c.ctx = loadCtx{parent: ctx, deadline: time.Now().Add(l.LoadTimeout)}
+	defer c.ctx.end(context.Canceled)
+	c.e.v, c.e.until, c.err = load(&c.ctx)
 	if c.err != nil {
 		return v, until, false, c.err
 	}

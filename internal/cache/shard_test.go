@@ -247,3 +247,65 @@ func TestHotEntrySurvives(t *testing.T) {
 		t.Errorf("got Len %d, want %d", n, size)
 	}
 }
+
+// TestLoadCtx: the load's context keeps the caller's values, not its
+// cancellation, and ends at LoadTimeout whether Done is asked before or
+// after the deadline, and when the load returns.
+func TestLoadCtx(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	cancel()
+	c := &loadCtx{parent: parent, deadline: time.Now().Add(50 * time.Millisecond)}
+	if c.Value(key{}) != "v" {
+		t.Errorf("value lost")
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("Err before the deadline: %v (the caller's cancellation must not reach the load)", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done not closed after the deadline")
+	}
+	if err := c.Err(); err != context.DeadlineExceeded {
+		t.Errorf("Err: %v, want DeadlineExceeded", err)
+	}
+	// Past the deadline before Done is first asked for.
+	c = &loadCtx{parent: context.Background(), deadline: time.Now().Add(-time.Second)}
+	if err := c.Err(); err != context.DeadlineExceeded {
+		t.Errorf("Err past the deadline: %v", err)
+	}
+	<-c.Done()
+	// Ended by the load returning: a child context sees it.
+	c = &loadCtx{parent: context.Background(), deadline: time.Now().Add(time.Hour)}
+	child, stop := context.WithCancel(c)
+	defer stop()
+	c.end(context.Canceled)
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("child not cancelled when the load ended")
+	}
+}
+
+// TestLoaderMissAllocs pins what a miss costs the Loader: the flight
+// (call, its channel), the node and the index's entry.
+func TestLoaderMissAllocs(t *testing.T) {
+	l, _ := NewLoader[structKey, *string](100_000)
+	src := new(int)
+	v := "u"
+	load := func(context.Context) (*string, time.Time, error) { return &v, t0.Add(time.Hour), nil }
+	keys := make([]structKey, 2000)
+	for i := range keys {
+		keys[i] = structKey{src, "GET", strconv.Itoa(i)}
+	}
+	i := 0
+	n := testing.AllocsPerRun(1000, func() {
+		l.Get(context.Background(), keys[i], fixed(t0), load)
+		i++
+	})
+	t.Logf("Loader miss: %.1f allocs", n)
+	if n > 5 {
+		t.Errorf("Loader miss allocates %.1f times, want at most 5", n)
+	}
+}
