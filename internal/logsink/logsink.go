@@ -43,9 +43,9 @@ type shard struct {
 // its buffers) and flushing every interval (none when interval <= 0).
 // Stop flushes and ends the flusher.
 func New(out io.Writer, size int, interval time.Duration) *Writer {
-	n := 2 * runtime.GOMAXPROCS(0)
-	if n > 64 {
-		n = 64
+	n := 1 // a power of two, 2×GOMAXPROCS or more, at most 64
+	for n < 2*runtime.GOMAXPROCS(0) && n < 64 {
+		n *= 2
 	}
 	per := max(size/n, 4<<10)
 	w := &Writer{out: out, shards: make([]shard, n), size: per, stop: make(chan struct{}), done: make(chan struct{})}
@@ -67,31 +67,34 @@ func New(out io.Writer, size int, interval time.Duration) *Writer {
 // start (math/rand/v2's per-thread generator: no shared state), so
 // concurrent writers rarely wait on each other.
 func (w *Writer) Write(p []byte) (int, error) {
-	n := len(w.shards)
-	i := int(rand.Uint32N(uint32(n)))
+	mask := uint32(len(w.shards) - 1)
+	i := rand.Uint32()
 	var s *shard
-	for j := 0; j < n; j++ {
-		c := &w.shards[(i+j)%n]
+	for j := uint32(0); j <= mask; j++ {
+		c := &w.shards[(i+j)&mask]
 		if c.mu.TryLock() {
 			s = c
 			break
 		}
 	}
 	if s == nil {
-		s = &w.shards[i]
+		s = &w.shards[i&mask]
 		s.mu.Lock()
 	}
+	if len(s.buf)+len(p) <= w.size {
+		s.buf = append(s.buf, p...)
+		s.mu.Unlock()
+		return len(p), nil
+	}
 	defer s.mu.Unlock()
-	if len(s.buf)+len(p) > w.size {
-		if err := w.flush(s); err != nil {
-			return 0, err
-		}
-		if len(p) > w.size {
-			// A line longer than a buffer goes out at once.
-			w.outMu.Lock()
-			defer w.outMu.Unlock()
-			return w.out.Write(p)
-		}
+	if err := w.flush(s); err != nil {
+		return 0, err
+	}
+	if len(p) > w.size {
+		// A line longer than a buffer goes out at once.
+		w.outMu.Lock()
+		defer w.outMu.Unlock()
+		return w.out.Write(p)
 	}
 	s.buf = append(s.buf, p...)
 	return len(p), nil

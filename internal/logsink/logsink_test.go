@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 // lockedBuf is an output that checks it is never written concurrently.
@@ -168,6 +170,20 @@ func TestWriteError(t *testing.T) {
 
 func BenchmarkWriteParallel(b *testing.B) {
 	w := New(io.Discard, 256<<10, time.Second)
+	defer w.Stop()
+	line := []byte(`{"level":"info","ts":"2026-12-01T21:00:00.123456789Z","msg":"request","method":"GET","route":"object","status":302}` + "\n")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w.Write(line)
+		}
+	})
+}
+
+// BenchmarkWriteParallelZapBuffered is the same through the writer the
+// edge used before: zapcore.BufferedWriteSyncer, one mutex per line.
+func BenchmarkWriteParallelZapBuffered(b *testing.B) {
+	w := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(io.Discard), Size: 256 << 10, FlushInterval: time.Second}
 	defer w.Stop()
 	line := []byte(`{"level":"info","ts":"2026-12-01T21:00:00.123456789Z","msg":"request","method":"GET","route":"object","status":302}` + "\n")
 	b.ReportAllocs()
