@@ -13,7 +13,6 @@ package logsink
 
 import (
 	"io"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"time"
@@ -63,22 +62,20 @@ func New(out io.Writer, size int, interval time.Duration) *Writer {
 	return w
 }
 
-// Write buffers one line. It takes the first free buffer from a random
-// start (math/rand/v2's per-thread generator: no shared state), so
-// concurrent writers rarely wait on each other.
+// Write buffers one line in the first buffer not in use: uncontended,
+// that is always the first (one hot buffer, as with a single lock);
+// while it is taken (another line, or a flush) the next free one, so a
+// writer waits only when every buffer is taken.
 func (w *Writer) Write(p []byte) (int, error) {
-	mask := uint32(len(w.shards) - 1)
-	i := rand.Uint32()
 	var s *shard
-	for j := uint32(0); j <= mask; j++ {
-		c := &w.shards[(i+j)&mask]
-		if c.mu.TryLock() {
+	for j := range w.shards {
+		if c := &w.shards[j]; c.mu.TryLock() {
 			s = c
 			break
 		}
 	}
 	if s == nil {
-		s = &w.shards[i&mask]
+		s = &w.shards[0]
 		s.mu.Lock()
 	}
 	if len(s.buf)+len(p) <= w.size {
