@@ -5,7 +5,9 @@
 //	edge demo [-listen ADDR]
 //	edge token -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
 //	edge presign -config FILE REF
-//	edge check -config FILE
+//	edge check -config FILE [-source NAME] [-json]
+//	edge policy -config FILE [-json] SOURCE
+//	edge sync -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE
 package main
 
 import (
@@ -15,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,7 +24,9 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/demo"
 	"github.com/edgeproxy/edge/internal/edge"
+	"github.com/edgeproxy/edge/internal/limit"
 	"go.uber.org/zap"
 )
 
@@ -34,7 +37,10 @@ usage:
   edge demo    [-listen ADDR]                     serve bundled sample images; open /demo
   edge token   -config FILE -sub ID -grant SOURCE:PREFIX [-grant ...] [-ttl 1h]
   edge presign -config FILE REF                   REF is SOURCE/KEY or a storage URL
-  edge check   -config FILE                       validate the config, probe every source; exit 1 on problems
+  edge check   -config FILE [-source NAME] [-json] validate the config, probe every source step by step; exit 1 on problems
+  edge policy  -config FILE [-json] SOURCE         what the customer pastes for SOURCE: policies, CORS, roles
+  edge connections schema                         print the SQL (table, trigger) for connections in PostgreSQL
+  edge sync    -config FILE [-since OLD.jsonl] [-check] [-o FILE] SOURCE   list the source into a JSON-lines manifest
 `
 
 func main() {
@@ -53,13 +59,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
 	case "demo":
-		err = demo(ctx, args[1:], stdout, stderr)
+		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = token(args[1:], stdout, stderr)
 	case "presign":
 		err = presign(ctx, args[1:], stdout, stderr)
 	case "check":
 		err = check(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = policy(ctx, args[1:], stdout, stderr)
+	case "connections":
+		err = connectionsCmd(args[1:], stdout, stderr)
+	case "sync":
+		err = syncCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -135,32 +147,32 @@ func runServer(ctx context.Context, cfg *edge.Config, opts edge.Options, stderr 
 		return err
 	}
 	started(ln, log)
+	// Run returns once the requests in flight have finished and the audit
+	// trail has written what they queued (SIGTERM, SIGINT); Close, deferred,
+	// then finds nothing left to flush.
 	return srv.Run(ctx, ln)
 }
 
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	cfg, err := edge.DemoConfig(*listen)
+	cfg, err := demo.Config(*listen)
 	if err != nil {
 		return err
 	}
 	const ttl = 12 * time.Hour
-	tok, err := edge.DemoToken(cfg, ttl)
+	tok, err := demo.Token(cfg, ttl)
 	if err != nil {
 		return err
 	}
-	opts := edge.Options{
-		FileFS: edge.DemoFS(),
-		Extra:  map[string]http.Handler{"/demo": edge.DemoPage(tok, ttl), "/": http.RedirectHandler("/demo", http.StatusFound)},
-	}
+	opts := demo.Options(tok, ttl, *listen)
 	return runServer(ctx, cfg, opts, stderr, func(ln net.Listener, _ *zap.Logger) {
 		base := "http://" + ln.Addr().String()
 		fmt.Fprintf(stdout, "edge demo listening on %s\n\n  open:   %s/demo\n  token:  %s\n  try:    curl -i '%s/v1/s/%s/gradient.png?token=%s'\n\n(access logs follow on stderr; Ctrl-C stops)\n",
-			base, base, tok, base, edge.DemoRedirect, tok)
+			base, base, tok, base, demo.Redirect, tok)
 	})
 }
 
@@ -214,6 +226,10 @@ func presign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// presign answers no request: no audit trail to open, no Redis to
+	// dial.
+	cfg.Audit.File, cfg.Audit.Webhook = "", ""
+	cfg.Limits = limit.Config{}
 	srv, err := edge.New(ctx, cfg, edge.Options{Logger: zap.NewNop()})
 	if err != nil {
 		return err
@@ -224,46 +240,5 @@ func presign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stdout, u)
-	return nil
-}
-
-// errCheckFailed makes `edge check` exit 1 after printing its report.
-var errCheckFailed = errors.New("problems found (marked FAIL above)")
-
-func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
-	cfgPath := fs.String("config", "", "config file (default $EDGE_CONFIG)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "config: ok (%d sources)\n", len(cfg.Sources))
-	srv, err := edge.New(ctx, cfg, edge.Options{Logger: zap.NewNop()})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	failed := false
-	if err := srv.CheckAuth(ctx); err != nil {
-		failed = true
-		fmt.Fprintf(stdout, "auth: FAIL\n  x %s\n", edge.Redact(err.Error()))
-	}
-	for _, r := range srv.CheckSources(ctx) {
-		verdict := "ok"
-		if r.Failed() {
-			verdict, failed = "FAIL", true
-		}
-		fmt.Fprintf(stdout, "source %s (%s): %s\n", r.Source, r.Summary, verdict)
-		for _, f := range r.Findings {
-			mark := map[edge.Level]string{edge.OK: "ok", edge.Warning: "!", edge.Problem: "x"}[f.Level]
-			fmt.Fprintf(stdout, "  %-2s %s\n", mark, f.Message)
-		}
-	}
-	if failed {
-		return errCheckFailed
-	}
 	return nil
 }

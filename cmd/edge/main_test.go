@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/demo"
 	"github.com/edgeproxy/edge/internal/edge"
 	"github.com/edgeproxy/edge/internal/testenv"
 )
@@ -401,8 +402,8 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s: %d %s", src, resp.StatusCode, body)
 		}
 	}
-	if redirects != len(edge.DemoImages) || streams != len(edge.DemoImages) {
-		t.Errorf("demo page: %d redirect and %d stream images, want %d each", redirects, streams, len(edge.DemoImages))
+	if redirects != len(demo.Images) || streams != len(demo.Images) {
+		t.Errorf("demo page: %d redirect and %d stream images, want %d each", redirects, streams, len(demo.Images))
 	}
 	if resp, _ := get("/v1/s/demo/gradient.png"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: %d", resp.StatusCode)

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 )
@@ -62,7 +63,7 @@ func (c *Config) Validate() []error {
 		}
 	}
 	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
-		errs = append(errs, fmt.Errorf("auth.leeway: must be between 0 and 5m, got %s", c.Leeway))
+		errs = append(errs, errors.New("auth.leeway: must be between 0 and 5m"))
 	}
 	if c.CacheEntries < 0 {
 		errs = append(errs, fmt.Errorf("auth.cache_entries: must not be negative"))
@@ -71,7 +72,7 @@ func (c *Config) Validate() []error {
 	for i, k := range c.Keys {
 		if k.ID != "" {
 			if ids[k.ID] {
-				errs = append(errs, fmt.Errorf("auth.keys[%d].id: duplicate id %q", i, k.ID))
+				errs = append(errs, fmt.Errorf("auth.keys[%d].id: duplicate id", i))
 			}
 			ids[k.ID] = true
 		}
@@ -97,7 +98,7 @@ func (k KeyConfig) load() (any, error) {
 	case "":
 		return nil, errors.New("alg: required (HS256, RS256, ES256 or EdDSA)")
 	default:
-		return nil, fmt.Errorf("alg: %q is not accepted (HS256, RS256, ES256 or EdDSA)", k.Alg)
+		return nil, errors.New("alg: not accepted (want HS256, RS256, ES256 or EdDSA)")
 	}
 	if k.Secret != "" {
 		return nil, fmt.Errorf("%s takes a public key, not a secret", k.Alg)
@@ -109,6 +110,12 @@ func (k KeyConfig) load() (any, error) {
 	case k.PublicKeyFile != "":
 		var err error
 		if data, err = os.ReadFile(k.PublicKeyFile); err != nil {
+			// The cause without the path: the path is the operator's
+			// value, and messages name keys, never values.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
 			return nil, fmt.Errorf("public_key_file: %w", err)
 		}
 	case k.PublicKey == "":

@@ -197,8 +197,8 @@ func oracleRulesOnly(m map[string]any) error {
 	}
 	for _, name := range []string{"exp", "nbf", "iat"} {
 		if n, ok := m[name].(json.Number); ok {
-			if _, err := n.Float64(); err != nil {
-				return errors.New(name)
+			if f, err := n.Float64(); err != nil || f > 253402300799 || f < -253402300799 {
+				return errors.New(name) // past year 9999: int64 seconds would wrap
 			}
 		}
 	}

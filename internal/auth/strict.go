@@ -310,6 +310,10 @@ func (d *strictDecoder) number() []byte {
 	return d.b[start:d.i]
 }
 
+// maxNumericDate is 9999-12-31T23:59:59Z in Unix seconds: no issuer
+// means a date past it.
+const maxNumericDate = 253402300799
+
 // numericDate reads a member's value that must be a JSON number, as
 // jwt.NumericDate reads one (seconds, fractions kept to TimePrecision).
 func (d *strictDecoder) numericDate(name string) (*jwt.NumericDate, error) {
@@ -317,8 +321,10 @@ func (d *strictDecoder) numericDate(name string) (*jwt.NumericDate, error) {
 		return nil, shapeErr("%s is not a number", name)
 	}
 	f, err := strconv.ParseFloat(string(d.number()), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		// Out of range (1e400) or not a number after all.
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || math.Abs(f) > maxNumericDate {
+		// Out of range (1e400) or not a number after all; or past
+		// year 9999, where int64 seconds (1e19) would wrap and an nbf
+		// or iat in the far future read as the far past.
 		return nil, shapeErr("%s is not a usable number", name)
 	}
 	round, frac := math.Modf(f)

@@ -101,6 +101,11 @@ func strictCases() []struct {
 		{"nbf a string", hsHeader, rawClaims(`"nbf":"0"`), "token_malformed", nil},
 		{"iat a string", hsHeader, rawClaims(`"iat":"0"`, "iat"), "token_malformed", nil},
 		{"exp null", hsHeader, rawClaims(`"exp":null`, "exp"), "token_malformed", nil},
+		// Past int64 seconds, time.Unix wraps: nbf 1e19 read as the year
+		// -292277022657 (valid now), iat too.
+		{"nbf past int64", hsHeader, rawClaims(`"nbf":1e19`), "token_malformed", nil},
+		{"iat past int64", hsHeader, rawClaims(`"iat":1e19`, "iat"), "token_malformed", nil},
+		{"exp past int64", hsHeader, rawClaims(`"exp":1e19`, "exp"), "token_malformed", nil},
 		// Grants.
 		{"grant without prefix", hsHeader, rawClaims(`"grants":[{"source":"customer-a"}]`, "grants"), "token_malformed", nil},
 		{"grant without prefix beside a good one", hsHeader, rawClaims(`"grants":[{"source":"customer-a","prefix":"datasets/42/"},{"source":"customer-b"}]`, "grants"), "token_malformed", nil},

@@ -1,33 +1,35 @@
 package edge
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/audit"
 	"github.com/edgeproxy/edge/internal/auth"
-	"github.com/edgeproxy/edge/internal/signer"
+	"github.com/edgeproxy/edge/internal/clientip"
+	"github.com/edgeproxy/edge/internal/limit"
+	"github.com/edgeproxy/edge/internal/source"
 	"github.com/edgeproxy/edge/internal/stream"
-	"go.yaml.in/yaml/v3"
+	"github.com/edgeproxy/edge/internal/yamlcfg"
 )
 
 // Config is the whole config file. Each package owns its section; this
 // struct only aggregates them.
 type Config struct {
-	Listen  string         `yaml:"listen"`
-	Log     LogConfig      `yaml:"log"`
-	Server  ServerConfig   `yaml:"server"`
-	Auth    auth.Config    `yaml:"auth"`
-	CORS    CORSConfig     `yaml:"cors"`
-	Cache   CacheConfig    `yaml:"cache"`
-	Stream  stream.Config  `yaml:"stream"`
-	Sources []SourceConfig `yaml:"sources"`
+	Listen  string          `yaml:"listen"`
+	Log     LogConfig       `yaml:"log"`
+	Server  ServerConfig    `yaml:"server"`
+	Auth    auth.Config     `yaml:"auth"`
+	CORS    CORSConfig      `yaml:"cors"`
+	Cache   CacheConfig     `yaml:"cache"`
+	Stream  stream.Config   `yaml:"stream"`
+	Sources []source.Config `yaml:"sources"`
+	// Audit is the audit trail: one record per object request.
+	Audit audit.Config `yaml:"audit"`
+	// Limits are the per-subject budgets (429 rate_limited past them).
+	Limits limit.Config `yaml:"limits"`
 }
 
 // LogConfig sets the JSON logger on stderr.
@@ -38,8 +40,18 @@ type LogConfig struct {
 	Unbuffered bool `yaml:"unbuffered"`
 }
 
-// ServerConfig holds the HTTP server's timeouts.
+// ServerConfig holds the HTTP server's timeouts and who it trusts.
 type ServerConfig struct {
+	// RequestTimeout is every request's deadline for the work before its
+	// answer starts (verifying, signing, storage's response headers);
+	// a streamed body is then bounded per chunk by write_timeout and
+	// stream.response_header_timeout instead.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// TrustedProxies are the CIDRs (or single addresses) whose
+	// X-Forwarded-For and X-Request-Id are believed: one set
+	// (internal/clientip) serves the request id, the audit record's
+	// client_ip and nothing else.
+	TrustedProxies    []string      `yaml:"trusted_proxies"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	// WriteTimeout bounds writing a response; stream mode extends it for
@@ -61,24 +73,14 @@ type CacheConfig struct {
 	MaxEntries int `yaml:"max_entries"`
 }
 
-// Modes.
+// Modes (source.ModeRedirect, source.ModeStream).
 const (
-	ModeRedirect = "redirect"
-	ModeStream   = "stream"
+	ModeRedirect = source.ModeRedirect
+	ModeStream   = source.ModeStream
 )
 
-// SourceConfig is one configured source: the storage half from the
-// signer package and the HTTP half here.
-type SourceConfig struct {
-	Name          string `yaml:"name"`
-	signer.Config `yaml:",inline"`
-	Prefix        string        `yaml:"prefix"`
-	Mode          string        `yaml:"mode"`
-	URLTTL        time.Duration `yaml:"url_ttl"`
-	// SigningWindow is how long one signing time is reused (default half
-	// of url_ttl): within it the same object gets the same URL.
-	SigningWindow time.Duration `yaml:"signing_window"`
-}
+// SourceConfig is one configured source (internal/source owns it).
+type SourceConfig = source.Config
 
 // Defaults fills everything the operator left out.
 func (c *Config) Defaults() {
@@ -98,6 +100,9 @@ func (c *Config) Defaults() {
 	if s.WriteTimeout == 0 {
 		s.WriteTimeout = 60 * time.Second
 	}
+	if s.RequestTimeout == 0 {
+		s.RequestTimeout = 30 * time.Second
+	}
 	if s.ShutdownTimeout == 0 {
 		s.ShutdownTimeout = 20 * time.Second
 	}
@@ -109,24 +114,12 @@ func (c *Config) Defaults() {
 	}
 	c.Auth.Defaults()
 	c.Stream.Defaults()
+	c.Audit.Defaults()
+	c.Limits.Defaults()
 	for i := range c.Sources {
-		src := &c.Sources[i]
-		src.Config.Defaults()
-		if src.Mode == "" {
-			src.Mode = ModeRedirect
-		}
-		if src.URLTTL == 0 {
-			src.URLTTL = time.Hour
-		}
-		if src.SigningWindow == 0 {
-			// At least 1s, which Validate asks of every window: url_ttl 1s
-			// is allowed.
-			src.SigningWindow = max(src.URLTTL/2, time.Second)
-		}
+		c.Sources[i].Defaults()
 	}
 }
-
-var sourceName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
 
 // Validate returns every problem in c, each naming its key.
 func (c *Config) Validate() error {
@@ -135,18 +128,20 @@ func (c *Config) Validate() error {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level: unknown level %q: want debug, info, warn or error", c.Log.Level)
+		bad("log.level: unknown level: want debug, info, warn or error")
 	}
 	for k, d := range map[string]time.Duration{
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout,
 		"server.idle_timeout":        c.Server.IdleTimeout,
 		"server.write_timeout":       c.Server.WriteTimeout,
 		"server.shutdown_timeout":    c.Server.ShutdownTimeout,
+		"server.request_timeout":     c.Server.RequestTimeout,
 	} {
 		if d < 0 {
 			bad("%s: must not be negative", k)
 		}
 	}
+	errs = append(errs, clientip.Validate("server.trusted_proxies", c.Server.TrustedProxies)...)
 	for i, o := range c.CORS.AllowedOrigins {
 		if _, err := parseOriginPattern(o); err != nil {
 			bad("cors.allowed_origins[%d]: %v", i, err)
@@ -156,10 +151,12 @@ func (c *Config) Validate() error {
 		bad("cors.max_age: must be between 0 and 24h")
 	}
 	if c.Cache.MaxEntries < 1 {
-		bad("cache.max_entries: must be at least 1, got %d", c.Cache.MaxEntries)
+		bad("cache.max_entries: must be at least 1")
 	}
 	errs = append(errs, c.Auth.Validate()...)
 	errs = append(errs, c.Stream.Validate()...)
+	errs = append(errs, c.Audit.Validate("audit")...)
+	errs = append(errs, c.Limits.Validate("limits")...)
 	if len(c.Sources) == 0 {
 		bad("sources: at least one source is required")
 	}
@@ -167,40 +164,22 @@ func (c *Config) Validate() error {
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		key := fmt.Sprintf("sources[%d]", i)
-		if !sourceName.MatchString(s.Name) {
-			bad("%s.name: %q must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", key, s.Name)
-		} else if names[s.Name] {
-			bad("%s.name: duplicate source name %q", key, s.Name)
+		if source.ValidName(s.Name) && names[s.Name] {
+			bad("%s.name: duplicate source name (sources[%d] has it too)", key, firstIndex(c.Sources, s.Name))
 		}
 		names[s.Name] = true
-		errs = append(errs, s.Config.Validate(key)...)
-		switch s.Mode {
-		case ModeRedirect:
-			if s.SSECKey != "" {
-				bad("%s.mode: a source with sse_c_key must use mode stream: a browser cannot send the key", key)
-			}
-		case ModeStream:
-		default:
-			bad("%s.mode: unknown mode %q: want redirect or stream", key, s.Mode)
-		}
-		if s.URLTTL < time.Second || s.URLTTL > signer.MaxTTL {
-			bad("%s.url_ttl: must be between 1s and 7 days (168h), got %s", key, s.URLTTL)
-		}
-		if s.SigningWindow < time.Second || s.SigningWindow > s.URLTTL/2 && s.URLTTL >= 2*time.Second {
-			bad("%s.signing_window: must be between 1s and half of url_ttl, got %s", key, s.SigningWindow)
-		}
-		if strings.HasPrefix(s.Prefix, "/") {
-			bad("%s.prefix: must not start with '/'", key)
-		}
-		if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
-			// "images" + "cats/1.jpg" would name "imagescats/1.jpg".
-			bad("%s.prefix: must end with '/' (a folder), got %q", key, s.Prefix)
-		}
-		if err := validateKey(s.Prefix); err != nil && s.Prefix != "" {
-			bad("%s.prefix: %v", key, err)
-		}
+		errs = append(errs, s.Validate(key)...)
 	}
 	return errors.Join(errs...)
+}
+
+func firstIndex(srcs []source.Config, name string) int {
+	for i := range srcs {
+		if srcs[i].Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // LoadConfig reads, expands, decodes, defaults and validates a config file.
@@ -215,32 +194,11 @@ func LoadConfig(path string) (*Config, error) {
 // ParseConfig decodes a YAML config. ${VAR} and ${VAR:-default} in string
 // values expand from lookup; expansion happens after parsing, so a secret
 // holding YAML syntax cannot change the document's structure. Unknown keys
-// are refused; every problem is reported at once.
+// are refused; every problem is reported at once, named by key, never
+// quoting a value (internal/yamlcfg, shared with source.ParseSpec).
 func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	var errs []error
-	expandNode(&root, "", lookup, &errs)
-	expanded, err := yaml.Marshal(&root)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
 	cfg := new(Config)
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			keys := keyPaths(expanded)
-			for _, e := range te.Errors {
-				errs = append(errs, errors.New(unknownKey(e, keys)))
-			}
-		} else {
-			errs = append(errs, err)
-		}
-	}
+	errs := yamlcfg.Decode(data, "", lookup, cfg)
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -249,115 +207,4 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, erro
 		return nil, fmt.Errorf("config has problems:\n%w", errors.Join(errs...))
 	}
 	return cfg, nil
-}
-
-// stripLine drops yaml's "line N: " prefix: lines refer to the expanded
-// document, the messages name the field.
-func stripLine(s string) string {
-	if rest, ok := strings.CutPrefix(s, "line "); ok {
-		if i := strings.Index(rest, ": "); i > 0 {
-			if _, err := strconv.Atoi(rest[:i]); err == nil {
-				return rest[i+2:]
-			}
-		}
-	}
-	return s
-}
-
-// lineKey is a mapping key by its line in the expanded document.
-type lineKey struct {
-	line int
-	name string
-}
-
-// keyPaths maps every mapping key of doc to its full path
-// (sources[1].bukket), for naming unknown keys.
-func keyPaths(doc []byte) map[lineKey]string {
-	var root yaml.Node
-	paths := map[lineKey]string{}
-	if yaml.Unmarshal(doc, &root) != nil {
-		return paths
-	}
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k := n.Content[i].Value
-				if path != "" {
-					k = path + "." + k
-				}
-				paths[lineKey{n.Content[i].Line, n.Content[i].Value}] = k
-				walk(n.Content[i+1], k)
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				walk(c, fmt.Sprintf("%s[%d]", path, i))
-			}
-		}
-	}
-	walk(&root, "")
-	return paths
-}
-
-// unknownKey rewrites yaml's "line N: field X not found in type T" as
-// "PATH: unknown key": line numbers refer to the expanded document, the
-// path names the key in the operator's file. Other messages lose their
-// line prefix.
-func unknownKey(msg string, paths map[lineKey]string) string {
-	var line int
-	var name string
-	if _, err := fmt.Sscanf(msg, "line %d: field %s not found in type", &line, &name); err == nil {
-		if p, ok := paths[lineKey{line, name}]; ok {
-			return p + ": unknown key"
-		}
-	}
-	return stripLine(msg)
-}
-
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
-
-// expandNode expands ${VAR} in every scalar value, recording an error,
-// named by key, for each unset variable without a default.
-func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), errs *[]error) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			expandNode(c, path, lookup, errs)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			if path != "" {
-				k = path + "." + k
-			}
-			expandNode(n.Content[i+1], k, lookup, errs)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookup, errs)
-		}
-	case yaml.ScalarNode:
-		if !strings.Contains(n.Value, "${") {
-			return
-		}
-		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
-			sub := envRef.FindStringSubmatch(m)
-			if v, ok := lookup(sub[1]); ok && v != "" {
-				return v
-			}
-			if sub[2] != "" {
-				return sub[2][2:]
-			}
-			*errs = append(*errs, fmt.Errorf("%s: environment variable %s is not set", path, sub[1]))
-			return ""
-		})
-		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
-			n.Tag = "" // a plain scalar is resolved again after expansion
-		}
-	}
 }

@@ -201,7 +201,7 @@ func TestParseConfigProblems(t *testing.T) {
 		{"origin with path", minimal + "cors: {allowed_origins: [\"https://a.com/x\"]}\n", nil, []string{"cors.allowed_origins[0]"}},
 		{"origin mid wildcard", minimal + "cors: {allowed_origins: [\"https://a.*.com\"]}\n", nil, []string{"cors.allowed_origins[0]"}},
 		{"bad log level", minimal + "log: {level: loud}\n", nil, []string{"log.level"}},
-		{"bad duration", minimal + "    url_ttl: soon\n", nil, []string{"soon"}},
+		{"bad duration", minimal + "    url_ttl: soon\n", nil, []string{"sources[0].url_ttl: wrong type"}},
 		{"static without secret", minimal + "    credentials: {type: static, access_key_id: a}\n", nil, []string{"sources[0].credentials"}},
 		{"assume_role without role", minimal + "    credentials: {type: assume_role}\n", nil, []string{"sources[0].credentials.role_arn"}},
 		{"unset variable", minimal + "    credentials: {type: static, access_key_id: a, secret_access_key: \"${NOPE_SECRET}\"}\n", nil,

@@ -1,11 +1,11 @@
 package edge
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/edgeproxy/edge/internal/httperr"
+	"github.com/edgeproxy/edge/internal/source"
+	"github.com/edgeproxy/edge/internal/stream"
 )
 
 // Error is what a handler returns when it does not answer normally; the
@@ -27,34 +27,31 @@ var (
 	errMissingURL     = newError(http.StatusBadRequest, "bad_storage_url", "the url query parameter is required", nil)
 	errURLSignature   = newError(http.StatusForbidden, "url_invalid", "the signed URL does not verify", nil)
 	errURLExpired     = newError(http.StatusForbidden, "url_expired", "the signed URL has expired", nil)
+	errBodyNotAllowed = newError(http.StatusBadRequest, "body_not_allowed", "no route takes a request body (Content-Length or Transfer-Encoding)", nil)
+	errKeyTooLong     = newError(http.StatusBadRequest, "key_too_long", "the object key is longer than storage allows (1024 bytes)", nil)
+	errKeySlash       = newError(http.StatusBadRequest, "bad_reference", "malformed reference: the object key must not start with '/'", nil)
 )
 
-// writeError renders err as the JSON error body. Only an *Error's public
-// code and message reach the client; anything else is a 500.
+// writeError renders err as the JSON error body (httperr.Write: code,
+// message and the request's id). Only an *Error's public code and message
+// reach the client; anything else is a 500.
 func writeError(w http.ResponseWriter, r *http.Request, err error) *Error {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = newError(http.StatusInternalServerError, "internal", "internal error", err)
+	return httperr.Write(w, r, err)
+}
+
+// checkObjectRequest refuses, before anything is signed, what storage
+// would answer 400 to: a key longer than the provider takes, a full key
+// starting with '/', request headers past what storage accepts. These are
+// the client's mistakes, not storage failures.
+func checkObjectRequest(r *http.Request, src *Source, key string) error {
+	if src.Prefix == "" && key[0] == '/' {
+		return errKeySlash
 	}
-	h := w.Header()
-	h.Del("Content-Length")
-	h.Del("Content-Range")
-	h.Del("ETag")
-	h.Del("Last-Modified")
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if e.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Bearer realm="edge"`)
+	if len(src.Prefix)+len(key) > source.MaxKeyBytes && source.KeyTooLong(src.cfg.Provider, src.Prefix+key) {
+		return errKeyTooLong
 	}
-	w.WriteHeader(e.Status)
-	if r.Method == http.MethodHead {
-		return e
+	if src.mode == modeStream && src.file == nil {
+		return stream.CheckRequest(r.Header)
 	}
-	b, _ := json.Marshal(struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}{e.Code, e.Message})
-	w.Write(append(b, '\n'))
-	return e
+	return nil
 }

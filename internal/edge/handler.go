@@ -31,9 +31,18 @@ type recorder struct {
 	mode    int
 	source  string
 	subject string
+	// issuer and tokenID are the verified token's iss and jti, and key
+	// the object key as /v1/s names it: for the audit record.
+	issuer  string
+	tokenID string
+	key     string
 	cache   string
-	err     *Error
-	fields  [12]zap.Field // the access log line's, reused
+	id      string // the request id (X-Request-Id)
+	// deadline is the request's (server.request_timeout), on the real
+	// clock: applied where the request waits (a signing, storage).
+	deadline time.Time
+	err      *Error
+	fields   [14]zap.Field // the access log line's, reused
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -71,6 +80,8 @@ var (
 	hdrNoStore    = []string{"no-store"}
 	hdrAllowRead  = []string{"GET, HEAD, OPTIONS"}
 	hdrAllowPost  = []string{"POST, OPTIONS"}
+	hdrAllowOps   = []string{"GET, HEAD"}
+	hdrClose      = []string{"close"}
 	hdrJSON       = []string{"application/json"}
 	hdrNoSniff    = []string{"nosniff"}
 	hdrSandbox    = []string{"sandbox"} // served objects never run script on the edge's origin
@@ -80,6 +91,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rec := s.recs.Get().(*recorder)
 	*rec = recorder{ResponseWriter: w, route: routeOther}
+	rec.id = s.requestID(rec, r)
+	rec.deadline = time.Now().Add(s.cfg.Server.RequestTimeout)
 	defer func() {
 		// A panic (an aborted stream) still gets its log line and metric.
 		p := recover()
@@ -107,25 +120,42 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		// No route takes a body. One framed by both Content-Length and
+		// Transfer-Encoding could be read differently by a proxy in
+		// front (request smuggling, RFC 9112 section 6.1): the
+		// connection is closed after the refusal, so no byte after the
+		// headers is ever read as another request.
+		rec.Header()["Connection"] = hdrClose
+		rec.route = objectRoute(r.URL.Path) // an object request refused is audited too
+		rec.err = writeError(rec, r, errBodyNotAllowed)
+		return
+	}
 	p := r.URL.Path
 	switch {
 	case strings.HasPrefix(p, "/v1/"):
 		s.cors.ServeHTTP(rec, r, s.serveV1)
-	case p == "/healthz":
+	case p == "/healthz" || p == "/readyz" || p == "/metrics":
 		rec.route = routeOps
-		rec.Header()["Cache-Control"] = hdrNoStore
-		io.WriteString(rec, "ok\n")
-	case p == "/readyz":
-		rec.route = routeOps
-		rec.Header()["Cache-Control"] = hdrNoStore
-		if why := s.ready.Load(); why != nil {
-			rec.err = writeError(rec, r, newError(http.StatusServiceUnavailable, "not_ready", *why, nil))
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			rec.Header()["Allow"] = hdrAllowOps
+			rec.err = writeError(rec, r, errMethod)
 			return
 		}
-		io.WriteString(rec, "ready\n")
-	case p == "/metrics":
-		rec.route = routeOps
-		s.metricsH.ServeHTTP(rec, r)
+		switch p {
+		case "/healthz":
+			rec.Header()["Cache-Control"] = hdrNoStore
+			io.WriteString(rec, "ok\n")
+		case "/readyz":
+			rec.Header()["Cache-Control"] = hdrNoStore
+			if why := s.ready.Load(); why != nil {
+				rec.err = writeError(rec, r, newError(http.StatusServiceUnavailable, "not_ready", *why, nil))
+				return
+			}
+			io.WriteString(rec, "ready\n")
+		default:
+			s.metricsH.ServeHTTP(rec, r)
+		}
 	default:
 		if h, ok := s.extra[p]; ok {
 			rec.route = routeDemo
@@ -151,6 +181,11 @@ func (s *Server) serveV1(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(escaped, "/v1/f/"):
 		rec.route = routeFile
 		err = s.serveSignedFile(rec, r, escaped[len("/v1/f/"):])
+		if name, _, _ := strings.Cut(escaped[len("/v1/f/"):], "/"); rec.source != "" {
+			if src := s.source(name); src != nil {
+				rec.source = src.logName
+			}
+		}
 	case escaped == "/v1/session":
 		rec.route = routeSession
 		err = s.serveSession(rec, r)
@@ -184,7 +219,9 @@ func readRef(w *recorder, r *http.Request, ref string) (name, key string, err er
 	if err != nil {
 		return "", "", newError(http.StatusBadRequest, "bad_reference", "malformed reference: "+err.Error(), nil)
 	}
-	w.source = name
+	// The log names the source once it is known to be configured: a
+	// request-chosen name could be 60 KB.
+	w.source = unknownSource
 	return name, key, nil
 }
 
@@ -195,15 +232,22 @@ func (s *Server) serveObject(w *recorder, r *http.Request, ref string) error {
 	if err != nil {
 		return err
 	}
+	w.key = key
+	src := s.source(name)
+	if src != nil {
+		w.source = src.logName
+	}
 	claims, err := s.authenticate(w, r)
 	if err != nil {
 		return err
 	}
 	// An unknown source is 404 whatever the token grants, as on /v1/u
 	// (PRODUCT.md's answer table); only authenticated callers learn it.
-	src, ok := s.sources[name]
-	if !ok {
+	if src == nil {
 		return errUnknownSource
+	}
+	if err := s.allow(w, r, src); err != nil {
+		return err
 	}
 	if !claims.Allows(name, key) {
 		return errForbidden
@@ -232,7 +276,11 @@ func (s *Server) serveStorageURL(w *recorder, r *http.Request) error {
 	if src == nil {
 		return errUnknownBucket
 	}
-	w.source = src.Name
+	w.source = src.logName
+	w.key = key
+	if err := s.allow(w, r, src); err != nil {
+		return err
+	}
 	if !claims.Allows(src.Name, key) {
 		return errForbidden
 	}
@@ -265,6 +313,8 @@ func (s *Server) verify(w *recorder, tok, missing string) (*auth.Claims, error) 
 		s.metrics.tokenMiss.Inc()
 	}
 	w.subject = claims.Subject
+	w.issuer = claims.Issuer
+	w.tokenID = claims.ID
 	return claims, nil
 }
 
@@ -272,6 +322,9 @@ func (s *Server) verify(w *recorder, tok, missing string) (*auth.Claims, error) 
 // presigned URL, or the bytes.
 func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) error {
 	w.mode = src.mode
+	if err := checkObjectRequest(r, src, key); err != nil {
+		return err
+	}
 	if src.mode == modeStream {
 		if src.file != nil {
 			return s.serveFile(w, r, src, key)
@@ -280,7 +333,7 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 		if err != nil {
 			return err
 		}
-		return s.streams.Serve(w, r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header})
+		return s.streams.Serve(s.throttled(w, r), r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header, Deadline: w.deadline})
 	}
 	p, err := s.presigned(r.Context(), w, src, r.Method, key, false)
 	if err != nil {
@@ -348,25 +401,14 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		ck.method = http.MethodHead
 	}
 	v, _, hit, err := s.urls.Get(ctx, ck, s.now, func(ctx context.Context) (*cachedURL, time.Time, error) {
-		at := s.now().Truncate(src.window)
-		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key, At: at, TTL: src.ttl, ForFetch: forFetch})
+		// The signer says how long its URL may be handed out (window,
+		// margins, expiring credentials): the cache only keeps it so long.
+		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key,
+			At: s.now().Truncate(src.window), TTL: src.ttl, Window: src.window, ForFetch: forFetch})
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		// Serve it until the window ends, while at least half its life
-		// is left; never within a minute (a quarter of a short url_ttl)
-		// of its expiry.
-		until := at.Add(src.window)
-		margin := min(time.Minute, src.ttl/4)
-		if p.Expires.Before(at.Add(src.ttl)) {
-			// Capped at expiring credentials: hand it out only while it
-			// has the life the signer guarantees before their refresh.
-			margin = max(margin, signer.CredentialRefresh)
-		}
-		if limit := p.Expires.Add(-margin); limit.Before(until) {
-			until = limit
-		}
-		return &cachedURL{Presigned: p, until: until, location: []string{p.URL}}, until, nil
+		return &cachedURL{Presigned: p, until: p.ServeUntil, location: []string{p.URL}}, p.ServeUntil, nil
 	})
 	if err != nil {
 		s.metrics.presignError.Inc()
@@ -395,7 +437,8 @@ func (s *Server) serveSignedFile(w *recorder, r *http.Request, ref string) error
 	if err != nil {
 		return err
 	}
-	src, ok := s.sources[name]
+	w.key = key
+	src, ok := s.sources().byName[name]
 	if !ok || src.file == nil {
 		return errUnknownSource
 	}
@@ -423,7 +466,7 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 		return err
 	}
 	defer release()
-	f, err := src.file.FS().Open(name)
+	f, err := src.file.Open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
 			return errObjectNotFound
@@ -446,7 +489,15 @@ func (s *Server) serveFile(w *recorder, r *http.Request, src *Source, key string
 	h["Etag"] = []string{`"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + "-" + strconv.FormatInt(fi.Size(), 36) + `"`}
 	// A long video must not be cut by server.write_timeout while a stalled
 	// client still is: the deadline moves with every chunk written.
-	http.ServeContent(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}, r, name, fi.ModTime(), rs)
+	if !stream.RangeAllowed(r.Header.Get("Range"), fi.Size()) {
+		// Too many ranges, or overlapping ones adding up past the
+		// object: the whole object, 200 (RFC 9110 section 14.2 lets a
+		// server ignore Range).
+		r.Header.Del("Range")
+	}
+	// In stream mode the subject's bytes_per_second slows the copy (it
+	// hides sendfile); /v1/f has no subject and is never slowed.
+	http.ServeContent(&deadlineWriter{ResponseWriter: s.throttled(w, r), rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}, r, name, fi.ModTime(), rs)
 	return nil
 }
 
@@ -492,22 +543,31 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 	if status == 0 {
 		status = http.StatusOK
 	}
-	elapsed := s.now().Sub(start)
+	now := s.now()
+	elapsed := now.Sub(start)
 	s.metrics.request(rec.route, rec.mode, status, elapsed.Seconds())
+	if s.audit != nil && auditRoute(rec.route) {
+		s.writeAudit(rec, r, status, now)
+	}
 	lvl := zapcore.InfoLevel
-	if status >= 500 && status != 499 {
+	switch {
+	case status >= 500 && status != 499:
 		lvl = zapcore.ErrorLevel
+	case rec.route == routeOps:
+		// Probes and scrapes every few seconds would drown the log.
+		lvl = zapcore.DebugLevel
 	}
 	ce := s.log.Check(lvl, "request")
 	if ce == nil {
 		return
 	}
 	fields := append(rec.fields[:0],
-		zap.String("method", r.Method),
+		zap.String("method", logMethod(r.Method)),
 		zap.String("route", routeNames[rec.route]),
 		zap.Int("status", status),
 		zap.Duration("latency", elapsed),
 		zap.Int64("bytes", rec.bytes),
+		zap.String("request_id", rec.id),
 	)
 	if rec.source != "" {
 		fields = append(fields, zap.String("source", rec.source))
@@ -516,7 +576,7 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 		fields = append(fields, zap.String("mode", modeNames[rec.mode]))
 	}
 	if rec.subject != "" {
-		fields = append(fields, zap.String("subject", rec.subject))
+		fields = append(fields, zap.String("subject", bound(rec.subject, maxLogSubject)))
 	}
 	if rec.cache != "" {
 		fields = append(fields, zap.String("cache", rec.cache))
@@ -524,10 +584,39 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 	if rec.err != nil {
 		fields = append(fields, zap.String("error", rec.err.Code))
 		if rec.err.Err != nil {
-			fields = append(fields, zap.String("cause", Redact(rec.err.Err.Error())))
+			fields = append(fields, zap.String("cause", bound(Redact(rec.err.Err.Error()), maxLogCause)))
 		}
 	}
 	ce.Write(fields...)
+}
+
+// unknownSource is what the log shows for a source name that is not
+// configured: the name is the request's, of any length.
+const unknownSource = "(unknown)"
+
+// Bounds of request-derived log fields.
+const (
+	maxLogSubject = 128 // a verified token's sub
+	maxLogCause   = 512
+)
+
+// bound cuts s to at most n bytes, marking the cut.
+func bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(cut)"
+}
+
+// logMethod names the request's method for the log: the known ones as
+// they are, anything else (a client may send a 60 KB token) as "(other)".
+func logMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions, http.MethodPut,
+		http.MethodDelete, http.MethodPatch, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "(other)"
 }
 
 var secretParam = regexp.MustCompile(`(?i)((?:x-amz-signature|x-amz-security-token|x-amz-credential|x-goog-signature|x-goog-credential|sig|token|signature|skoid|sktid)=)[^&\s"']*`)

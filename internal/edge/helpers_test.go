@@ -258,8 +258,9 @@ func tokenAll(t testing.TB) string {
 }
 
 type errBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
 }
 
 // wantError checks status, JSON body and code, and that the body holds no
@@ -283,6 +284,9 @@ func wantError(t testing.TB, w *httptest.ResponseRecorder, status int, code stri
 	}
 	if b.Error == "" || b.Message == "" {
 		t.Errorf("error body %q lacks code or message", w.Body)
+	}
+	if id := w.Header().Get("X-Request-Id"); b.RequestID == "" || b.RequestID != id {
+		t.Errorf("error body's request_id = %q, want the answer's X-Request-Id %q", b.RequestID, id)
 	}
 	for _, s := range secrets {
 		assertNoSecret(t, "error body", w.Body.String(), s)

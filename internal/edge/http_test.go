@@ -693,10 +693,42 @@ func TestCredentialsUnavailable(t *testing.T) {
 	if err := <-ready; err == nil {
 		t.Fatal("CheckReady passed with unreachable STS")
 	}
-	w = e.get("/readyz")
-	wantError(t, w, http.StatusServiceUnavailable, "not_ready", testSecKey)
-	if !strings.Contains(w.Body.String(), "customer-r") {
-		t.Errorf("/readyz does not name the source: %s", w.Body)
+	// One source's credentials never make the edge unready: the state
+	// shows in SourceStates and edge_source_up instead.
+	if w = e.get("/readyz"); w.Code != http.StatusOK {
+		t.Errorf("/readyz = %d %s, want 200 (one source failing)", w.Code, w.Body)
+	}
+	wantSourceStates(t, e, map[string]bool{"customer-a": true, "customer-r": false}, testSecKey)
+}
+
+// wantSourceStates checks SourceStates and edge_source_up for the named
+// sources, and that no problem quotes a secret.
+func wantSourceStates(t *testing.T, e *env, want map[string]bool, secrets ...string) {
+	t.Helper()
+	metrics := e.get("/metrics").Body.String()
+	seen := 0
+	for _, st := range e.srv.SourceStates() {
+		up, ok := want[st.Name]
+		if !ok {
+			continue
+		}
+		seen++
+		if st.Up != up || st.CheckedAt.IsZero() || (st.Problem == "") != up {
+			t.Errorf("state of %s = %+v, want up %v, checked, a problem when down", st.Name, st, up)
+		}
+		for _, s := range secrets {
+			assertNoSecret(t, "source problem", st.Problem, s)
+		}
+		line := `edge_source_up{source="` + st.Name + `"} 0`
+		if up {
+			line = `edge_source_up{source="` + st.Name + `"} 1`
+		}
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics lacks %s", line)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("SourceStates names %d of the %d sources", seen, len(want))
 	}
 }
 

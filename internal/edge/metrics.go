@@ -42,6 +42,7 @@ type metrics struct {
 
 	presignHit, presignMiss, presignError prometheus.Counter
 	tokenHit, tokenMiss, tokenError       prometheus.Counter
+	sourceUp                              *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -61,7 +62,10 @@ func newMetrics() *metrics {
 	tokens := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_token_cache_total", Help: "Token checks by result (hit: verified before; miss: signature checked; error: refused).",
 	}, []string{"result"})
-	m.reg.MustRegister(m.requests, latency, presign, tokens)
+	m.sourceUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "edge_source_up", Help: "1 while the source's credentials work (the periodic check), 0 while they fail.",
+	}, []string{"source"})
+	m.reg.MustRegister(m.requests, latency, presign, tokens, m.sourceUp)
 	for r := range numRoutes {
 		for md := range numModes {
 			m.latency[r][md] = latency.WithLabelValues(routeNames[r], modeNames[md])

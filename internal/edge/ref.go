@@ -4,18 +4,18 @@ import (
 	"errors"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/edgeproxy/edge/internal/signer"
+	"github.com/edgeproxy/edge/internal/source"
 )
 
 // Reference errors; each is answered 400 bad_reference.
 var (
-	errEmptyKey   = errors.New("empty key")
-	errDotSegment = errors.New("'.' and '..' segments are not allowed")
-	errNUL        = errors.New("NUL is not allowed")
+	errEmptyKey   = source.ErrEmptyKey
+	errDotSegment = source.ErrDotSegment
+	errNUL        = source.ErrNUL
 	errEscape     = errors.New("bad percent-escape")
-	errUTF8       = errors.New("key is not valid UTF-8")
+	errUTF8       = source.ErrUTF8
 	errNoSource   = errors.New("missing source name")
 )
 
@@ -45,34 +45,8 @@ func parseRef(escaped string) (source, key string, err error) {
 }
 
 // validateKey refuses keys that could name something outside their prefix
-// on any backend: empty, NUL, invalid UTF-8, or a "." or ".." segment
-// (S3 treats them literally, but a file backend, a proxy in front of
-// storage or a browser normalising the URL would not).
-func validateKey(key string) error {
-	if key == "" {
-		return errEmptyKey
-	}
-	if strings.IndexByte(key, 0) >= 0 {
-		return errNUL
-	}
-	if !utf8.ValidString(key) {
-		return errUTF8
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "." || seg == ".." {
-			return errDotSegment
-		}
-	}
-	if strings.IndexByte(key, '\\') >= 0 {
-		// Windows-style separators hide dot segments from the check above.
-		for seg := range strings.SplitSeq(strings.ReplaceAll(key, "\\", "/"), "/") {
-			if seg == "." || seg == ".." {
-				return errDotSegment
-			}
-		}
-	}
-	return nil
-}
+// (source.ValidateKey).
+func validateKey(key string) error { return source.ValidateKey(key) }
 
 // escapeKey percent-encodes a key for a /v1/s path.
 func escapeKey(key string) string { return signer.EscapePath(key) }

@@ -11,16 +11,20 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/audit"
 	"github.com/edgeproxy/edge/internal/auth"
 	"github.com/edgeproxy/edge/internal/cache"
+	"github.com/edgeproxy/edge/internal/clientip"
+	"github.com/edgeproxy/edge/internal/limit"
 	"github.com/edgeproxy/edge/internal/signer"
+	"github.com/edgeproxy/edge/internal/source"
 	"github.com/edgeproxy/edge/internal/stream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
 	"go.uber.org/zap"
@@ -36,8 +40,14 @@ type Source struct {
 	ttl    time.Duration
 	window time.Duration
 	signer signer.Signer
-	file   *signer.File // file provider only
-	cfg    signer.Config
+	file   fileSigner // file provider only
+	closer io.Closer  // signers holding resources (file roots)
+	cfg    source.Config
+	// logName is the name as the access log shows it (configured, so
+	// bounded).
+	logName string
+	up      prometheus.Gauge // edge_source_up{source}
+	sourceRuntime
 
 	endpointHost string // lowercased host[:port] of a custom endpoint
 	endpointPath string // its path, without leading '/', with trailing '/' when set
@@ -54,6 +64,8 @@ type Options struct {
 	FileFS map[string]fs.FS
 	// Extra routes mounted on the server's mux (the demo page).
 	Extra map[string]http.Handler
+	// AuditStdout is where audit.file "-" writes (default os.Stdout).
+	AuditStdout io.Writer
 }
 
 // Server is the edge: build it with New, serve it with Run or Handler.
@@ -62,8 +74,11 @@ type Server struct {
 	log      *zap.Logger
 	now      func() time.Time
 	verifier *auth.Verifier
-	sources  map[string]*Source
-	ordered  []*Source
+	set      atomic.Pointer[sourceSet] // swapped whole; read without a lock
+	ids      idGen
+	proxies  *clientip.Resolver // server.trusted_proxies; nil when none
+	audit    *audit.Auditor     // nil without audit.file or audit.webhook
+	limits   *limit.Limiter     // nil without limits.per_subject
 	urls     *cache.Loader[urlKey, *cachedURL]
 	streams  *stream.Proxy
 	metrics  *metrics
@@ -72,9 +87,16 @@ type Server struct {
 	handler  http.Handler
 	metricsH http.Handler
 	ready    atomic.Pointer[string] // nil: ready; otherwise what is not
+	// authChecked is set once the auth keys were usable once (JWKS
+	// fetched): from then on /readyz answers 200.
+	authChecked atomic.Bool
 	// notReadyCause is the last cause logged, so a changed one is logged too.
 	notReadyCause atomic.Pointer[string]
 	recs          sync.Pool
+	// watchDone is closed when Run's readiness watcher has returned.
+	watchDone chan struct{}
+	// auditOnce closes the audit trail once (Run's shutdown, then Close).
+	auditOnce sync.Once
 }
 
 // New builds the server from a validated config: keys, signers,
@@ -90,9 +112,17 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		cfg:     cfg,
 		log:     opts.Logger,
 		now:     opts.Now,
-		sources: map[string]*Source{},
 		metrics: newMetrics(),
 		extra:   opts.Extra,
+	}
+	if len(cfg.Server.TrustedProxies) > 0 {
+		var errs []error
+		if s.proxies, errs = clientip.New("server.trusted_proxies", cfg.Server.TrustedProxies); errs != nil {
+			return nil, errors.Join(errs...)
+		}
+	}
+	if err := s.ids.init(); err != nil {
+		return nil, err
 	}
 	var err error
 	if s.verifier, err = auth.NewVerifier(cfg.Auth, opts.Now); err != nil {
@@ -104,47 +134,19 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if s.streams, err = stream.New(cfg.Stream, stream.Options{Logger: opts.Logger, Registerer: s.metrics.reg, WriteTimeout: cfg.Server.WriteTimeout}); err != nil {
 		return nil, err
 	}
-	var errs []error
-	for i, sc := range cfg.Sources {
-		src := &Source{Name: sc.Name, Prefix: sc.Prefix, Mode: sc.Mode, ttl: sc.URLTTL, window: sc.SigningWindow, cfg: sc.Config}
-		src.mode = modeRedirect
-		if sc.Mode == ModeStream {
-			src.mode = modeStream
-		}
-		if sc.Endpoint != "" {
-			u, _ := url.Parse(sc.Endpoint)
-			src.endpointHost = strings.ToLower(u.Host)
-			src.virtualHost = strings.ToLower(sc.Bucket) + "." + src.endpointHost
-			if p := strings.Trim(u.Path, "/"); p != "" {
-				src.endpointPath = p + "/"
-			}
-		}
-		sopts := signer.Options{File: signer.FileOptions{
-			BasePath: "/v1/f/" + signer.EscapePath(sc.Name) + "/",
-			Prefix:   sc.Prefix,
-			FS:       opts.FileFS[sc.Name],
-		}}
-		sg, err := signer.New(ctx, sc.Config, sopts)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("sources[%d] (%s): %w", i, sc.Name, err))
-			continue
-		}
-		src.signer = sg
-		src.file, _ = sg.(*signer.File)
-		if src.mode == modeStream && src.file == nil {
-			s.streams.AddSource(sc.Name) // its transport, built once
-		}
-		s.sources[sc.Name] = src
-		s.ordered = append(s.ordered, src)
+	set, err := s.buildSources(ctx, cfg.Sources, opts)
+	if err != nil {
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	s.set.Store(set)
+	if err := s.buildAuditAndLimits(cfg, opts); err != nil {
+		return nil, err
 	}
 	s.buildCORS()
 	s.metricsH = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.recs.New = func() any { return new(recorder) }
 	s.handler = http.HandlerFunc(s.serveHTTP)
-	notYet := "starting: credentials not checked yet"
+	notYet := "starting: auth keys not checked yet"
 	s.ready.Store(&notYet)
 	return s, nil
 }
@@ -191,7 +193,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		// within ShutdownTimeout, so their context is not ctx's.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	go s.watchReadiness(ctx)
+	// The watcher ends with Run, however Run ends (a Serve error too).
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	s.watchDone = make(chan struct{})
+	go func() {
+		defer close(s.watchDone)
+		s.watchReadiness(wctx)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -207,14 +216,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		hs.Close()
 	}
+	// Every request has finished (or been cut): what they queued for the
+	// audit trail is written before Run returns.
+	s.flushAudit(sctx)
 	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
 		return e
 	}
 	return err
 }
 
-// watchReadiness checks every source's credentials at start and every 30
-// seconds; /readyz answers from the last result.
+// watchReadiness checks the auth keys and every source's credentials at
+// start and every 30 seconds.
 func (s *Server) watchReadiness(ctx context.Context) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
@@ -229,18 +241,31 @@ func (s *Server) watchReadiness(ctx context.Context) {
 }
 
 // CheckReady checks the JWKS and every source's credentials now, at most
-// four at a time, and records the result. /readyz shows only what failed
-// (auth, source names); the causes, redacted, go to the log.
+// four sources at a time. /readyz turns 200 once the auth keys were
+// usable once (the JWKS fetched); a source whose credentials fail never
+// makes it fail: the source's state (SourceStates, edge_source_up) shows
+// it, and its own requests answer 503 credentials_unavailable. The causes,
+// redacted, go to the log when they change. The error joins every
+// failure.
 func (s *Server) CheckReady(ctx context.Context) error {
-	errs := make([]error, len(s.ordered)+1)
+	var authErr error
 	if err := s.verifier.Check(ctx); err != nil {
-		errs[0] = fmt.Errorf("auth: %w", err)
+		authErr = fmt.Errorf("auth: %w", err)
+	} else if s.authChecked.CompareAndSwap(false, true) {
+		s.ready.Store(nil)
 	}
+	if authErr != nil && !s.authChecked.Load() {
+		msg := "auth keys (jwks_url) not usable yet (cause in the log)"
+		s.ready.Store(&msg)
+	}
+	set := s.sources()
+	errs := make([]error, len(set.ordered))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
-	for i, src := range s.ordered {
+	for i, src := range set.ordered {
 		c, ok := src.signer.(signer.Checker)
 		if !ok {
+			src.setState(true, "", s.now())
 			continue
 		}
 		wg.Add(1)
@@ -250,45 +275,63 @@ func (s *Server) CheckReady(ctx context.Context) error {
 			defer func() { <-sem }()
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			if err := c.Check(cctx); err != nil {
-				errs[i+1] = fmt.Errorf("source %s: %w", src.Name, err)
+			err := c.Check(cctx)
+			problem := ""
+			if err != nil {
+				errs[i] = fmt.Errorf("source %s: %w", src.Name, err)
+				problem = Redact(err.Error())
 			}
+			src.setState(err == nil, problem, s.now())
 		}()
 	}
 	wg.Wait()
-	var failed []string
-	if errs[0] != nil {
-		failed = append(failed, "auth keys (jwks_url)")
-	}
-	for i, err := range errs[1:] {
-		if err != nil {
-			failed = append(failed, "source "+s.ordered[i].Name)
-		}
-	}
-	err := errors.Join(errs...)
+	err := errors.Join(append([]error{authErr}, errs...)...)
 	if err == nil {
-		s.ready.Store(nil)
-		s.notReadyCause.Store(nil)
+		if s.notReadyCause.Swap(nil) != nil {
+			s.log.Info("every source's credentials work again")
+		}
 		return nil
 	}
-	msg := "credentials unavailable for: " + strings.Join(failed, ", ") + " (causes in the log)"
 	// Logged when the cause changes, not on every check.
 	cause := Redact(err.Error())
 	if prev := s.notReadyCause.Swap(&cause); prev == nil || *prev != cause {
-		s.log.Warn("not ready", zap.String("cause", cause))
+		s.log.Warn("credentials failing", zap.String("cause", cause))
 	}
-	s.ready.Store(&msg)
 	return err
 }
 
-// Close releases what the server holds.
+// setState records a check's result on the source and its gauge.
+func (src *Source) setState(up bool, problem string, at time.Time) {
+	src.state.Store(&SourceState{Name: src.Name, Up: up, Problem: problem, CheckedAt: at})
+	if up {
+		src.up.Set(1)
+	} else {
+		src.up.Set(0)
+	}
+}
+
+// fileSigner is what the edge needs of a file source's signer besides
+// Presign: checking the /v1/f URLs it signed, and opening exactly the file
+// a key names (no symbolic link leads elsewhere). It is an fs.FS.
+type fileSigner interface {
+	Verify(relKey, exp, sig string, now time.Time) error
+	Open(name string) (fs.File, error)
+}
+
+// Close releases what the server holds: it writes what the audit trail
+// still queues (within server.shutdown_timeout) and closes the limiter's
+// Redis client. Call it once no request is being served.
 func (s *Server) Close() {
 	for _, src := range s.ordered {
-		if src.file != nil {
-			src.file.Close()
+		if src.closer != nil {
+			src.closer.Close()
 		}
 	}
 	s.streams.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
+	s.flushAudit(ctx)
+	cancel()
+	s.limits.Close()
 }
 
 // NewLogger builds the JSON logger on out (stderr) at the given level. Lines
@@ -335,7 +378,7 @@ func (s *Server) PresignRef(ctx context.Context, ref string) (string, time.Time,
 		if err != nil {
 			return "", time.Time{}, fmt.Errorf("reference: %w", err)
 		}
-		if src = s.sources[name]; src == nil {
+		if src = s.source(name); src == nil {
 			return "", time.Time{}, fmt.Errorf("no source named %q", name)
 		}
 		key = k

@@ -126,34 +126,31 @@ func (s *Server) resolveLocation(loc Location) (*Source, string) {
 			best, bestKey = src, rel
 		}
 	}
-	for _, src := range s.ordered {
-		c := &src.cfg
-		if loc.Provider != "" {
-			if c.Provider != loc.Provider || c.Bucket != loc.Bucket {
-				continue
-			}
-			if loc.Provider == signer.ProviderAzure && c.Account != loc.Account {
-				continue
-			}
-			if loc.Host != "" && c.Endpoint != "" && src.endpointHost != loc.Host {
+	set := s.sources()
+	if loc.Provider != "" {
+		k := bucketKey{provider: loc.Provider, bucket: loc.Bucket}
+		if loc.Provider == signer.ProviderAzure {
+			k.account = loc.Account
+		}
+		for _, src := range set.byBucket[k] {
+			if loc.Host != "" && src.cfg.Endpoint != "" && src.endpointHost != loc.Host {
 				// an https URL on the cloud's own host names the cloud's
 				// bucket, not a same-named bucket on a custom endpoint
 				continue
 			}
 			consider(src, loc.Key)
-			continue
 		}
-		// An http(s) URL on another host: path-style or virtual-hosted on
-		// this source's custom endpoint.
-		if c.Endpoint == "" || c.Provider == signer.ProviderFile {
-			continue
-		}
+		return best, bestKey
+	}
+	// An http(s) URL on another host: path-style or virtual-hosted on a
+	// source's custom endpoint.
+	for _, src := range set.byHost[loc.Host] {
 		if loc.Host == src.endpointHost {
 			p, ok := strings.CutPrefix(loc.Path, src.endpointPath)
 			if !ok {
 				continue
 			}
-			if key, ok := strings.CutPrefix(p, c.Bucket+"/"); ok {
+			if key, ok := strings.CutPrefix(p, src.cfg.Bucket+"/"); ok {
 				consider(src, key)
 			}
 		} else if loc.Host == src.virtualHost {

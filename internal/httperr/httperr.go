@@ -4,6 +4,12 @@
 // internal/edge renders it; internal/stream returns it.
 package httperr
 
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
 // Error is a refusal or failure with its public face and private cause.
 type Error struct {
 	Status  int
@@ -25,3 +31,50 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Write renders err as the JSON error body {"error", "message",
+// "request_id"} and returns the *Error it rendered. Only an *Error's
+// public code and message reach the client; anything else is a 500
+// internal. The request id is the answer's X-Request-Id, which the edge
+// sets before any handler runs. A HEAD answer gets the headers only.
+func Write(w http.ResponseWriter, r *http.Request, err error) *Error {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = New(http.StatusInternalServerError, "internal", "internal error", err)
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Del("Content-Range")
+	h.Del("Etag")
+	h.Del("Last-Modified")
+	h["Content-Type"] = hdrJSON
+	h["Cache-Control"] = hdrNoStore
+	h["X-Content-Type-Options"] = hdrNoSniff
+	if e.Status == http.StatusUnauthorized {
+		h["Www-Authenticate"] = hdrBearer
+	}
+	w.WriteHeader(e.Status)
+	if r.Method == http.MethodHead {
+		return e
+	}
+	var id string
+	if v := h["X-Request-Id"]; len(v) > 0 {
+		id = v[0]
+	}
+	b, _ := json.Marshal(body{e.Code, e.Message, id})
+	w.Write(append(b, '\n'))
+	return e
+}
+
+type body struct {
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+	hdrNoSniff = []string{"nosniff"}
+	hdrBearer  = []string{`Bearer realm="edge"`}
+)

@@ -2,9 +2,13 @@ package signer
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,9 +19,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -62,81 +65,69 @@ type Azure struct {
 	protocol sas.Protocol
 	now      func() time.Time
 
-	shared *azblob.SharedKeyCredential // shared_key
+	shared *blob.SharedKeyCredential // shared_key
 
-	svc *service.Client // default
-	sf  singleflight.Group
-	mu  sync.RWMutex
-	key *azureDelegationKey // default: the cached key, nil until fetched
+	// default: the identity, where and how its delegation keys are fetched.
+	cred      azcore.TokenCredential
+	keyURL    string // ENDPOINT/?restype=service&comp=userdelegationkey
+	transport azureDoer
+	// plainHTTPRemote: an http:// endpoint off loopback, where no bearer
+	// token may go.
+	plainHTTPRemote bool
+	sf              singleflight.Group
+	mu              sync.RWMutex
+	key             *azureDelegationKey // the cached key, nil until fetched
 }
 
-// azureDelegationKey is a user delegation key and its validity, kept so the
-// signer never asks the credential for it.
+// azureDoer sends one HTTP request (an *http.Client in production).
+type azureDoer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// azureDelegationKey is a user delegation key as the service issued it:
+// what a user delegation SAS signs with and names.
 type azureDelegationKey struct {
-	cred          *service.UserDelegationCredential
-	start, expiry time.Time
+	oid, tid, service, version string
+	value                      []byte // the decoded key: the HMAC-SHA256 key of every SAS
+	start, expiry              time.Time
+	skt, ske                   string // start and expiry as the SAS carries them
 }
 
-// azureOptions are the seams tests use; NewAzure passes the zero value.
+// azureOptions are the seams tests use; NewAzure passes only the clock.
 type azureOptions struct {
 	// cred replaces azidentity's DefaultAzureCredential for type default.
 	cred azcore.TokenCredential
-	// transport carries the delegation key requests (nil: the SDK's).
-	transport policy.Transporter
+	// transport carries the delegation key requests (nil: an http.Client).
+	transport azureDoer
 	// now is the clock for delegation key refresh decisions (nil: time.Now).
 	now func() time.Time
 }
 
-// NewAzure returns the signer for an azure source. For credential type
+// NewAzure returns the signer for an azure source; cfg must have passed
+// Validate. For credential type
 // default it builds the credential chain but does not call it yet: Check, or
-// the first Presign, fetches the delegation key.
-func NewAzure(cfg Config) (*Azure, error) {
-	return newAzure(cfg, azureOptions{})
+// the first Presign, fetches the delegation key. now is the clock that
+// judges the delegation key's freshness (nil = time.Now): the one the
+// caller's signing times come from.
+func NewAzure(cfg Config, now func() time.Time) (*Azure, error) {
+	return newAzure(cfg, azureOptions{now: now})
 }
 
 func newAzure(cfg Config, o azureOptions) (*Azure, error) {
 	if cfg.Credentials.Type == "" {
 		cfg.Credentials.Type = AzureSharedKey
 	}
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("azure: "+format, args...)) }
-	if cfg.Account == "" {
-		bad("account: required")
-	} else if strings.ContainsAny(cfg.Account, "/?#.: ") {
-		bad("account: %q is not a storage account name", cfg.Account)
-	}
-	if cfg.Bucket == "" {
-		bad("bucket: required (the container)")
-	} else if strings.ContainsAny(cfg.Bucket, "/?#% ") {
-		bad("bucket: %q is not a container name", cfg.Bucket)
-	}
+	// cfg passed Validate: the account, container, endpoint and key are
+	// well formed.
 	endpoint := "https://" + cfg.Account + ".blob.core.windows.net"
 	var ep *url.URL
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
-		switch {
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			bad("endpoint: want an absolute http(s) URL, got %q", cfg.Endpoint)
-		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-			bad("endpoint: %q must not carry a query, fragment or user info", cfg.Endpoint)
-		default:
-			ep = u
-			endpoint = strings.TrimRight(cfg.Endpoint, "/")
+		if err != nil {
+			return nil, errors.New("azure: endpoint: want an absolute http(s) URL")
 		}
-	}
-	switch cfg.Credentials.Type {
-	case AzureSharedKey:
-		if cfg.Credentials.AccountKey == "" {
-			bad("credentials.account_key: required for shared_key")
-		} else if _, err := base64.StdEncoding.DecodeString(cfg.Credentials.AccountKey); err != nil {
-			bad("credentials.account_key: not base64")
-		}
-	case AzureDefault:
-	default:
-		bad("credentials.type: unknown type %q: want shared_key or default", cfg.Credentials.Type)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		ep = u
+		endpoint = strings.TrimRight(cfg.Endpoint, "/")
 	}
 
 	a := &Azure{
@@ -156,64 +147,30 @@ func newAzure(cfg Config, o azureOptions) (*Azure, error) {
 
 	switch cfg.Credentials.Type {
 	case AzureSharedKey:
-		cred, err := azblob.NewSharedKeyCredential(cfg.Account, cfg.Credentials.AccountKey)
+		cred, err := blob.NewSharedKeyCredential(cfg.Account, cfg.Credentials.AccountKey)
 		if err != nil {
-			return nil, fmt.Errorf("azure: credentials.account_key: %w", err)
+			return nil, errors.New("azure: credentials.account_key: not base64")
 		}
 		a.shared = cred
 	case AzureDefault:
-		cred := o.cred
-		if cred == nil {
+		// Bearer tokens over plain HTTP only to a loopback emulator:
+		// fetchKey refuses the others (503, as the SDK did).
+		a.plainHTTPRemote = ep != nil && ep.Scheme == "http" && !azureLoopback(ep.Hostname())
+		a.cred = o.cred
+		if a.cred == nil {
 			c, err := azidentity.NewDefaultAzureCredential(nil)
 			if err != nil {
-				return nil, fmt.Errorf("azure: default credential: %v: %w", err, ErrCredentials)
+				return nil, fmt.Errorf("azure: default credential: %w: %w", err, ErrCredentials)
 			}
-			cred = c
+			a.cred = c
 		}
-		svc, err := newDelegationClient(cfg.Account, endpoint, ep, cred, o.transport)
-		if err != nil {
-			return nil, fmt.Errorf("azure: service client: %w", err)
+		a.keyURL = endpoint + "/?restype=service&comp=userdelegationkey"
+		a.transport = o.transport
+		if a.transport == nil {
+			a.transport = &http.Client{Timeout: azureKeyFetchTimeout}
 		}
-		a.svc = svc
 	}
 	return a, nil
-}
-
-// newDelegationClient returns the service client that fetches user
-// delegation keys. service.Client.GetUserDelegationCredential takes the
-// account name from the first label of the client URL's host, which is
-// wrong for path-style endpoints such as Azurite's
-// http://127.0.0.1:10000/devstoreaccount1 (it would sign for account "127").
-// For those the client is given the account's cloud URL, and a per-call
-// policy sends each request to the configured endpoint instead.
-func newDelegationClient(account, endpoint string, ep *url.URL, cred azcore.TokenCredential, transport policy.Transporter) (*service.Client, error) {
-	opts := &service.ClientOptions{}
-	opts.Transport = transport
-	serviceURL := endpoint + "/"
-	if ep != nil && !strings.HasPrefix(ep.Hostname(), account+".") {
-		serviceURL = "https://" + account + ".blob.core.windows.net/"
-		opts.PerCallPolicies = []policy.Policy{azureEndpointPolicy{scheme: ep.Scheme, host: ep.Host, path: strings.TrimRight(ep.Path, "/")}}
-	}
-	// Bearer tokens over plain HTTP only to a loopback emulator.
-	if ep != nil && ep.Scheme == "http" && azureLoopback(ep.Hostname()) {
-		opts.InsecureAllowCredentialWithHTTP = true
-	}
-	return service.NewClient(serviceURL, cred, opts)
-}
-
-// azureEndpointPolicy redirects a request built for https://ACCOUNT.blob.core.windows.net/PATH
-// to scheme://host/path/PATH.
-type azureEndpointPolicy struct{ scheme, host, path string }
-
-func (p azureEndpointPolicy) Do(req *policy.Request) (*http.Response, error) {
-	u := req.Raw().URL
-	u.Scheme, u.Host = p.scheme, p.host
-	u.Path = p.path + u.Path
-	if u.RawPath != "" {
-		u.RawPath = p.path + u.RawPath
-	}
-	req.Raw().Host = p.host
-	return req.Next()
 }
 
 func azureLoopback(host string) bool {
@@ -237,17 +194,16 @@ func (a *Azure) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if r.Key == "" {
 		return Presigned{}, errors.New("azure: empty blob name")
 	}
-	if r.TTL <= 0 {
-		return Presigned{}, fmt.Errorf("azure: TTL %s: must be positive", r.TTL)
+	if err := CheckTTL(r.TTL); err != nil {
+		return Presigned{}, fmt.Errorf("azure: %w", err)
 	}
-	ttl := min(r.TTL, MaxTTL)
-	at := r.At
-	if at.IsZero() {
-		at = a.now()
+	ttl := r.TTL
+	if r.At.IsZero() {
+		r.At = a.now().Truncate(time.Second)
 	}
 	// SAS times have one-second resolution; truncating here makes Expires
 	// the instant the service enforces.
-	at = at.UTC().Truncate(time.Second)
+	at := r.At.UTC().Truncate(time.Second)
 	v := sas.BlobSignatureValues{
 		Protocol:      a.protocol,
 		StartTime:     at.Add(-azureClockSkew),
@@ -281,19 +237,60 @@ func (a *Azure) Presign(ctx context.Context, r Request) (Presigned, error) {
 			return Presigned{}, fmt.Errorf("azure: delegation key valid %s to %s cannot sign for %s to %s",
 				k.start.Format(time.RFC3339), k.expiry.Format(time.RFC3339), at.Format(time.RFC3339), at.Add(ttl).Format(time.RFC3339))
 		}
-		qp, err = v.SignWithUserDelegation(k.cred)
+		q := a.signUserDelegation(k, v.StartTime, v.ExpiryTime, blobPermRead, r.Key)
+		return presigned(r, a.url(r.Key, q), v.ExpiryTime), nil
 	}
 	if err != nil {
 		return Presigned{}, fmt.Errorf("azure: sign: %w", err)
 	}
-	q := qp.Encode()
+	return presigned(r, a.url(r.Key, qp.Encode()), v.ExpiryTime), nil
+}
+
+// url is the blob's URL with the SAS query q.
+func (a *Azure) url(key, q string) string {
 	var b strings.Builder
-	b.Grow(len(a.prefix) + 3*len(r.Key) + 1 + len(q))
+	b.Grow(len(a.prefix) + 3*len(key) + 1 + len(q))
 	b.WriteString(a.prefix)
-	b.WriteString(EscapePath(r.Key))
+	b.WriteString(EscapePath(key))
 	b.WriteByte('?')
 	b.WriteString(q)
-	return Presigned{URL: b.String(), Expires: v.ExpiryTime}, nil
+	return b.String()
+}
+
+// signUserDelegation returns the query of a read-only user delegation SAS
+// for one blob, start to expiry, signed with k. It is the string to sign
+// and the query of sas.BlobSignatureValues.SignWithUserDelegation for a
+// blob resource with only Protocol, times and Permissions set
+// (TestAzureUserDelegationMatchesSDK holds the two equal): the SDK builds
+// that credential only from its service client, which links the whole
+// container package (Apache Arrow among it), so the edge signs itself.
+// https://learn.microsoft.com/rest/api/storageservices/create-user-delegation-sas
+func (a *Azure) signUserDelegation(k *azureDelegationKey, start, expiry time.Time, perm, blobName string) string {
+	st, se := start.UTC().Format(sas.TimeFormat), expiry.UTC().Format(sas.TimeFormat)
+	// An empty blob name signs for the container (a listing: sr=c).
+	canonical, resource := "/blob/"+a.account+"/"+a.container, "c"
+	if blobName != "" {
+		canonical, resource = canonical+"/"+strings.ReplaceAll(blobName, "\\", "/"), "b"
+	}
+	stringToSign := strings.Join([]string{
+		perm, st, se, canonical,
+		k.oid, k.tid, k.skt, k.ske, k.service, k.version,
+		"", "", "", // saoid, suoid, scid
+		"", "", // skdutid, sduoid
+		"", // sip
+		string(a.protocol), sas.Version, resource,
+		"", "", // snapshot time, ses
+		"", "", // srh, srq
+		"", "", "", "", "", // rscc, rscd, rsce, rscl, rsct
+	}, "\n")
+	m := hmac.New(sha256.New, k.value)
+	m.Write([]byte(stringToSign))
+	v := url.Values{
+		"sv": {sas.Version}, "spr": {string(a.protocol)}, "st": {st}, "se": {se}, "sr": {resource}, "sp": {perm},
+		"skoid": {k.oid}, "sktid": {k.tid}, "skt": {k.skt}, "ske": {k.ske}, "sks": {k.service}, "skv": {k.version},
+		"sig": {base64.StdEncoding.EncodeToString(m.Sum(nil))},
+	}
+	return v.Encode()
 }
 
 // Check resolves the credentials: for type default it obtains a user
@@ -366,36 +363,125 @@ func (a *Azure) delegationKey(ctx context.Context) (*azureDelegationKey, error) 
 // of the current hour (less the skew allowance) for azureKeyLifetime. Keys
 // requested in the same hour by several replicas share their validity
 // window, so the URLs they sign differ only if the service's keys do.
+//
+// It is one Get User Delegation Key call, POST
+// ENDPOINT/?restype=service&comp=userdelegationkey with a bearer token and a
+// KeyInfo XML body: https://learn.microsoft.com/rest/api/storageservices/get-user-delegation-key
+// Errors carry the storage error code (AuthenticationFailed, say), never
+// the response body or the token.
 func (a *Azure) fetchKey(ctx context.Context, now time.Time) (*azureDelegationKey, error) {
 	start := now.UTC().Truncate(time.Hour).Add(-azureClockSkew)
 	expiry := start.Add(azureKeyLifetime)
-	st, se := start.Format(sas.TimeFormat), expiry.Format(sas.TimeFormat)
-	cred, err := a.svc.GetUserDelegationCredential(ctx, service.KeyInfo{Start: &st, Expiry: &se}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("azure: get user delegation key for account %s: %v: %w", a.account, err, ErrCredentials)
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("azure: get user delegation key for account %s: %s: %w", a.account, fmt.Sprintf(format, args...), ErrCredentials)
 	}
-	// The credential hides the validity the service granted; a probe
-	// signature reveals it (and proves the key value decodes).
-	probe := sas.BlobSignatureValues{ExpiryTime: expiry, Permissions: blobPermRead, ContainerName: a.container, BlobName: "probe"}
-	qp, err := signDelegationProbe(probe, cred)
-	if err != nil {
-		return nil, fmt.Errorf("azure: user delegation key for account %s: %v: %w", a.account, err, ErrCredentials)
+	if a.plainHTTPRemote {
+		return nil, fail("endpoint: bearer tokens go over plain http only to loopback: want https")
 	}
-	k := &azureDelegationKey{cred: cred, start: qp.SignedStart().UTC(), expiry: qp.SignedExpiry().UTC()}
+	tok, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})
+	if err != nil {
+		return nil, fmt.Errorf("azure: get user delegation key for account %s: token: %w: %w", a.account, err, ErrCredentials)
+	}
+	body := `<?xml version="1.0" encoding="utf-8"?><KeyInfo><Start>` + start.Format(sas.TimeFormat) +
+		`</Start><Expiry>` + expiry.Format(sas.TimeFormat) + `</Expiry></KeyInfo>`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.keyURL, strings.NewReader(body))
+	if err != nil {
+		return nil, fail("request: %v", err)
+	}
+	req.Header["Authorization"] = []string{"Bearer " + tok.Token}
+	req.Header["X-Ms-Version"] = []string{sas.Version}
+	// The request's own date, for the wire: the service's clock, not the
+	// signer's, judges it.
+	req.Header["X-Ms-Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+	req.Header["Content-Type"] = []string{"application/xml"}
+	req.Header["Accept"] = []string{"application/xml"}
+	resp, err := a.transport.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fail("%v", ctx.Err())
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is known; keep the cause
+		}
+		return nil, fail("%v", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, fail("reading the answer: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fail("HTTP %d %s", resp.StatusCode, azureErrorCode(resp.Header, raw))
+	}
+	k, err := parseDelegationKey(raw)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
 	if !k.expiry.After(now) {
-		return nil, fmt.Errorf("azure: user delegation key for account %s expired at %s: %w", a.account, k.expiry.Format(time.RFC3339), ErrCredentials)
+		return nil, fail("the key expired at %s", k.expiry.Format(time.RFC3339))
 	}
 	return k, nil
 }
 
-// signDelegationProbe signs v with cred, turning the SDK's nil-pointer panic on a key
-// response that lacks a field into an error: a key that passes here signs
-// every later URL without panicking.
-func signDelegationProbe(v sas.BlobSignatureValues, cred *service.UserDelegationCredential) (qp sas.QueryParameters, err error) {
-	defer func() {
-		if recover() != nil {
-			err = errors.New("incomplete user delegation key in the service's answer")
+// azureErrorCode is the storage error code of a failed answer (the
+// x-ms-error-code header, else the body's <Code>), reduced to the
+// characters a code has; never the message, which can quote the request.
+func azureErrorCode(h http.Header, body []byte) string {
+	code := h.Get("X-Ms-Error-Code")
+	if code == "" {
+		var e struct {
+			Code string `xml:"Code"`
 		}
-	}()
-	return v.SignWithUserDelegation(cred)
+		if xml.Unmarshal(body, &e) == nil {
+			code = e.Code
+		}
+	}
+	if len(code) > 64 {
+		code = code[:64]
+	}
+	clean := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
+			return r
+		}
+		return -1
+	}, code)
+	if clean == "" {
+		return "(no error code)"
+	}
+	return clean
+}
+
+// parseDelegationKey reads a UserDelegationKey answer, refusing one that
+// lacks a field a SAS needs or whose key does not decode.
+func parseDelegationKey(raw []byte) (*azureDelegationKey, error) {
+	var x struct {
+		OID     string `xml:"SignedOid"`
+		TID     string `xml:"SignedTid"`
+		Start   string `xml:"SignedStart"`
+		Expiry  string `xml:"SignedExpiry"`
+		Service string `xml:"SignedService"`
+		Version string `xml:"SignedVersion"`
+		Value   string `xml:"Value"`
+	}
+	if err := xml.Unmarshal(raw, &x); err != nil {
+		return nil, errors.New("the answer is not a UserDelegationKey document")
+	}
+	if x.OID == "" || x.TID == "" || x.Service == "" || x.Version == "" || x.Value == "" {
+		return nil, errors.New("incomplete user delegation key in the service's answer")
+	}
+	start, err1 := time.Parse(time.RFC3339Nano, x.Start)
+	expiry, err2 := time.Parse(time.RFC3339Nano, x.Expiry)
+	if err1 != nil || err2 != nil {
+		return nil, errors.New("user delegation key validity not RFC 3339 in the service's answer")
+	}
+	value, err := base64.StdEncoding.DecodeString(x.Value)
+	if err != nil {
+		return nil, errors.New("user delegation key value not base64 in the service's answer")
+	}
+	k := &azureDelegationKey{oid: x.OID, tid: x.TID, service: x.Service, version: x.Version, value: value,
+		start: start.UTC(), expiry: expiry.UTC()}
+	k.skt = k.start.Format(sas.TimeFormat)
+	k.ske = k.expiry.Format(sas.TimeFormat)
+	return k, nil
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/edgeproxy/edge/internal/testenv"
 )
@@ -53,7 +54,7 @@ func azSharedKeyConfig(account, key, endpoint string) Config {
 	}
 }
 
-func TestNewAzureConfigErrors(t *testing.T) {
+func TestAzureConfigErrors(t *testing.T) {
 	ok := azSharedKeyConfig("acme", azTestKey, "")
 	tests := []struct {
 		name   string
@@ -72,15 +73,18 @@ func TestNewAzureConfigErrors(t *testing.T) {
 		{"shared key not base64", func(c *Config) { c.Credentials.AccountKey = "not base64!" }, []string{"credentials.account_key: not base64"}},
 		{"everything at once", func(c *Config) { *c = Config{Credentials: Credentials{Type: "x"}} },
 			[]string{"account:", "bucket:", "credentials.type:"}},
+		{"endpoint with user info", func(c *Config) { c.Endpoint = "https://acme:" + azTestKey + "@acme.blob.core.windows.net" }, []string{"endpoint: must not carry user information"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := ok
 			tt.modify(&cfg)
-			s, err := NewAzure(cfg)
-			if err == nil {
-				t.Fatalf("NewAzure(%+v) = %v, nil; want an error", cfg, s)
+			cfg.Provider = ProviderAzure
+			errs := cfg.Validate("s")
+			if len(errs) == 0 {
+				t.Fatalf("Validate(%+v) = nil; want an error", cfg)
 			}
+			err := errors.Join(errs...)
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
@@ -98,7 +102,7 @@ func TestNewAzureConfigErrors(t *testing.T) {
 			azSharedKeyConfig("devstoreaccount1", azTestKey, "http://127.0.0.1:10000/devstoreaccount1/"),
 			{Account: "acme", Bucket: "frames", Credentials: Credentials{AccountKey: azTestKey}}, // type defaults to shared_key
 		} {
-			if _, err := NewAzure(cfg); err != nil {
+			if _, err := NewAzure(cfg, nil); err != nil {
 				t.Errorf("NewAzure(%+v): %v", cfg, err)
 			}
 		}
@@ -111,7 +115,7 @@ func TestNewAzureConfigErrors(t *testing.T) {
 }
 
 func TestAzurePresignShape(t *testing.T) {
-	s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""))
+	s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +160,7 @@ func TestAzurePresignShape(t *testing.T) {
 			t.Errorf("second URL differs:\n%s\n%s", again.URL, p.URL)
 		}
 		// Another replica with the same credentials.
-		s2, _ := NewAzure(azSharedKeyConfig("acme", azTestKey, ""))
+		s2, _ := NewAzure(azSharedKeyConfig("acme", azTestKey, ""), nil)
 		other, err := s2.Presign(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -187,15 +191,11 @@ func TestAzurePresignShape(t *testing.T) {
 		}
 	})
 
-	t.Run("TTL clamped to MaxTTL", func(t *testing.T) {
+	t.Run("TTL beyond MaxTTL refused, as by every signer", func(t *testing.T) {
 		r := req
 		r.TTL = 30 * 24 * time.Hour
-		x, err := s.Presign(ctx, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := azTestAt.Add(MaxTTL); !x.Expires.Equal(want) {
-			t.Errorf("Expires = %v, want %v", x.Expires, want)
+		if x, err := s.Presign(ctx, r); err == nil {
+			t.Errorf("Presign(ttl 30d) = %v, want an error", x.URL)
 		}
 	})
 
@@ -239,7 +239,7 @@ func TestAzurePresignShape(t *testing.T) {
 	})
 
 	t.Run("azurite endpoint", func(t *testing.T) {
-		s, err := NewAzure(azSharedKeyConfig("devstoreaccount1", azTestKey, "http://127.0.0.1:10000/devstoreaccount1/"))
+		s, err := NewAzure(azSharedKeyConfig("devstoreaccount1", azTestKey, "http://127.0.0.1:10000/devstoreaccount1/"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func TestAzureAzurite(t *testing.T) {
 	for _, b := range azBlobs {
 		az.Put(t, "frames", b, azBody(b))
 	}
-	s, err := NewAzure(azSharedKeyConfig(az.Account, az.Key, az.Endpoint))
+	s, err := NewAzure(azSharedKeyConfig(az.Account, az.Key, az.Endpoint), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestAzureAzurite(t *testing.T) {
 	}
 	azCheckAgainstServer(t, s, testenv.LocalhostClient(), func(t *testing.T) Signer {
 		other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 64))
-		w, err := NewAzure(azSharedKeyConfig(az.Account, other, az.Endpoint))
+		w, err := NewAzure(azSharedKeyConfig(az.Account, other, az.Endpoint), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -902,7 +902,7 @@ func TestAzureUserDelegationAzurite(t *testing.T) {
 func BenchmarkAzurePresign(b *testing.B) {
 	ctx := context.Background()
 	b.Run("shared_key", func(b *testing.B) {
-		s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""))
+		s, err := NewAzure(azSharedKeyConfig("acme", azTestKey, ""), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -928,3 +928,91 @@ func BenchmarkAzurePresign(b *testing.B) {
 		}
 	})
 }
+
+// TestAzureUserDelegationMatchesSDK: the edge's own user delegation SAS is
+// byte for byte what the SDK's sas.SignWithUserDelegation makes from the
+// same key (obtained through the SDK's service client, which only tests
+// link), for plain, escaped and backslashed blob names, over https and
+// http.
+func TestAzureUserDelegationMatchesSDK(t *testing.T) {
+	ctx := context.Background()
+	for _, endpoint := range []string{"", "http://127.0.0.1:10000/acme"} {
+		s, svc, clock, tok := azNewFakeDelegation(t, endpoint)
+		k, err := s.delegationKey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := service.NewClient("https://acme.blob.core.windows.net/", tok,
+			&service.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: svc}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		udc, err := client.GetUserDelegationCredential(ctx, service.KeyInfo{Start: &k.skt, Expiry: &k.ske}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"k", "datasets/42/frames/000123 (1).jpg", `a\b/ü+&?.png`} {
+			start, expiry := clock.Now().Truncate(time.Second), clock.Now().Truncate(time.Second).Add(time.Hour)
+			v := sas.BlobSignatureValues{Protocol: s.protocol, StartTime: start, ExpiryTime: expiry,
+				Permissions: blobPermRead, ContainerName: "frames", BlobName: name}
+			qp, err := v.SignWithUserDelegation(udc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := s.signUserDelegation(k, start, expiry, blobPermRead, name), qp.Encode(); got != want {
+				t.Errorf("endpoint %q, blob %q:\n got %s\nwant %s", endpoint, name, got, want)
+			}
+		}
+	}
+}
+
+// TestAzureKeyErrors: a refused key request names the storage error code
+// and the status, never the body (which can quote the request) or the token.
+func TestAzureKeyErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header string
+		body   string
+		want   string
+	}{
+		{"header code", "AuthenticationFailed", `<Error><Code>AuthenticationFailed</Code><Message>secret-body-text</Message></Error>`, "HTTP 403 AuthenticationFailed"},
+		{"body code", "", `<?xml version="1.0"?><Error><Code>AuthorizationPermissionMismatch</Code><Message>secret-body-text</Message></Error>`, "HTTP 403 AuthorizationPermissionMismatch"},
+		{"no code", "", `secret-body-text`, "HTTP 403 (no error code)"},
+		{"code with junk", "Bad<script>Code secret-body-text", ``, "HTTP 403 BadscriptCodesecretbodytext"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := &azFakeToken{oid: "o", tid: "t"}
+			s, err := newAzure(Config{Account: "acme", Bucket: "frames", Credentials: Credentials{Type: AzureDefault}},
+				azureOptions{cred: tok, now: func() time.Time { return azTestAt },
+					transport: azDoerFunc(func(req *http.Request) (*http.Response, error) {
+						h := http.Header{}
+						if tc.header != "" {
+							h.Set("x-ms-error-code", tc.header)
+						}
+						return &http.Response{StatusCode: http.StatusForbidden, Header: h, Request: req,
+							Body: io.NopCloser(strings.NewReader(tc.body))}, nil
+					})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Check(context.Background())
+			if !errors.Is(err, ErrCredentials) {
+				t.Fatalf("Check = %v, want ErrCredentials", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q, want it to contain %q", msg, tc.want)
+			}
+			if tc.name != "code with junk" && strings.Contains(msg, "secret-body-text") {
+				t.Errorf("error %q quotes the body", msg)
+			}
+			if strings.Contains(msg, "eyJ") {
+				t.Errorf("error %q quotes the token", msg)
+			}
+		})
+	}
+}
+
+type azDoerFunc func(*http.Request) (*http.Response, error)
+
+func (f azDoerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }

@@ -28,7 +28,10 @@ type Config struct {
 	Addressing string `yaml:"addressing"` // s3: auto | virtual | path
 	Account    string `yaml:"account"`    // azure: storage account
 	Root       string `yaml:"root"`       // file: the directory served
-	SSECKey    string `yaml:"sse_c_key"`  // s3 stream mode: base64 of a 32-byte customer key
+	// FollowSymlinks (file): follow a symbolic link when its target stays
+	// under the source's prefix; by default no link is followed.
+	FollowSymlinks bool   `yaml:"follow_symlinks"`
+	SSECKey        string `yaml:"sse_c_key"` // s3 stream mode: base64 of a 32-byte customer key
 
 	Credentials Credentials `yaml:"credentials"`
 }
@@ -90,16 +93,19 @@ func (c *Config) Defaults() {
 }
 
 // Validate returns every problem with c, each naming its key below prefix
-// (for example "sources[0]").
+// (for example "sources[0]"). It is the one check of the storage config:
+// the constructors trust a config that passed it. Messages name the key
+// and the kind of problem, never the value: a secret pasted into the wrong
+// key must not reach the log.
 func (c *Config) Validate(prefix string) []error {
 	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, key, fmt.Sprintf(format, args...)))
+	bad := func(key, msg string) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, key, msg))
 	}
 	switch c.Provider {
 	case ProviderS3, ProviderGCS, ProviderAzure:
 		if c.Bucket == "" {
-			bad("bucket", "required for provider %s", c.Provider)
+			bad("bucket", "required for provider "+c.Provider)
 		}
 	case ProviderFile:
 		if c.Root == "" {
@@ -108,18 +114,24 @@ func (c *Config) Validate(prefix string) []error {
 	case "":
 		bad("provider", "required: s3, gcs, azure or file")
 	default:
-		bad("provider", "unknown provider %q: want s3, gcs, azure or file", c.Provider)
+		bad("provider", "unknown provider: want s3, gcs, azure or file")
+	}
+	if c.FollowSymlinks && c.Provider != ProviderFile {
+		bad("follow_symlinks", "only file sources follow symbolic links")
 	}
 	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("endpoint", "want an absolute http(s) URL, got %q", c.Endpoint)
+		if msg := checkEndpoint(c.Endpoint); msg != "" {
+			bad("endpoint", msg)
+		} else if u, _ := url.Parse(c.Endpoint); c.Provider == ProviderAzure && (u.RawQuery != "" || u.Fragment != "") {
+			bad("endpoint", "must not carry a query or fragment")
+		} else if c.Provider == ProviderGCS && c.Credentials.Type != "hmac" && (u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "") {
+			bad("endpoint", "want scheme://host[:port] with no path, query or fragment")
 		}
 	}
 	switch c.Addressing {
 	case "", "auto", "virtual", "path":
 	default:
-		bad("addressing", "unknown addressing %q: want auto, virtual or path", c.Addressing)
+		bad("addressing", "unknown addressing: want auto, virtual or path")
 	}
 	if c.SSECKey != "" {
 		if c.Provider != ProviderS3 {
@@ -142,19 +154,19 @@ func (c *Config) Validate(prefix string) []error {
 				bad("credentials.role_arn", "required for assume_role")
 			}
 			if cr.Duration != 0 && (cr.Duration < 15*time.Minute || cr.Duration > 12*time.Hour) {
-				bad("credentials.duration", "must be between 15m and 12h, got %s", cr.Duration)
-			}
-			if cr.STSEndpoint != "" {
-				if u, err := url.Parse(cr.STSEndpoint); err != nil || u.Host == "" {
-					bad("credentials.sts_endpoint", "want an absolute http(s) URL")
-				}
+				bad("credentials.duration", "must be between 15m and 12h")
 			}
 		case "web_identity":
 			if cr.RoleARN == "" || cr.WebIdentityToken == "" {
 				bad("credentials", "web_identity needs role_arn and web_identity_token_file")
 			}
 		default:
-			bad("credentials.type", "unknown type %q for s3: want default, static, assume_role or web_identity", cr.Type)
+			bad("credentials.type", "unknown type for s3: want default, static, assume_role or web_identity")
+		}
+		if cr.STSEndpoint != "" {
+			if msg := checkEndpoint(cr.STSEndpoint); msg != "" {
+				bad("credentials.sts_endpoint", msg)
+			}
 		}
 	case ProviderGCS:
 		switch cr.Type {
@@ -162,16 +174,27 @@ func (c *Config) Validate(prefix string) []error {
 			if (cr.KeyFile == "") == (cr.KeyJSON == "") {
 				bad("credentials", "service_account needs exactly one of key_file or key_json")
 			}
+			if c.Bucket != "" && !gcsValidBucket(c.Bucket) {
+				bad("bucket", "not a GCS bucket name: want lowercase letters, digits, '-', '_' and '.'")
+			}
+			if c.Addressing == "virtual" && strings.Contains(c.Bucket, ".") && !strings.HasPrefix(c.Endpoint, "http://") {
+				bad("addressing", "a dotted bucket name does not match the storage TLS certificate in virtual-hosted style: use path")
+			}
 		case "hmac":
 			if cr.AccessKeyID == "" || cr.SecretAccessKey == "" {
 				bad("credentials", "hmac needs access_key_id and secret_access_key")
 			}
 		default:
-			bad("credentials.type", "unknown type %q for gcs: want service_account or hmac", cr.Type)
+			bad("credentials.type", "unknown type for gcs: want service_account or hmac")
 		}
 	case ProviderAzure:
 		if c.Account == "" {
 			bad("account", "required for provider azure")
+		} else if strings.ContainsAny(c.Account, "/?#.:@ ") {
+			bad("account", "not a storage account name")
+		}
+		if strings.ContainsAny(c.Bucket, "/?#%@ ") {
+			bad("bucket", "not a container name")
 		}
 		switch cr.Type {
 		case "shared_key":
@@ -182,10 +205,28 @@ func (c *Config) Validate(prefix string) []error {
 			}
 		case "default":
 		default:
-			bad("credentials.type", "unknown type %q for azure: want shared_key or default", cr.Type)
+			bad("credentials.type", "unknown type for azure: want shared_key or default")
 		}
 	}
 	return errs
+}
+
+// checkEndpoint says what is wrong with an endpoint URL ("" if nothing):
+// it must be an absolute http(s) URL and carry no user information (an
+// access key and secret written as https://KEY:SECRET@host belong under
+// credentials, and would otherwise travel into URLs and logs).
+func checkEndpoint(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		if strings.Contains(raw, "@") {
+			return "must not carry user information (credentials go under credentials)"
+		}
+		return "want an absolute http(s) URL"
+	case u.User != nil:
+		return "must not carry user information (credentials go under credentials)"
+	}
+	return ""
 }
 
 // PathStyle reports whether S3 requests use path-style addressing. With

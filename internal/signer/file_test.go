@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/url"
@@ -216,7 +217,7 @@ func TestFileRoot(t *testing.T) {
 	}
 	defer f.Close()
 	read := func(name string) (string, error) {
-		r, err := f.FS().Open(name)
+		r, err := f.Open(name)
 		if err != nil {
 			return "", err
 		}
@@ -227,15 +228,15 @@ func TestFileRoot(t *testing.T) {
 	if got, err := read("files/a.txt"); err != nil || got != "inside" {
 		t.Errorf("files/a.txt: %q, %v", got, err)
 	}
-	if got, err := read("files/ok-link"); err != nil || got != "inside" {
-		t.Errorf("a symlink inside the root: %q, %v", got, err)
+	if got, err := read("files/ok-link"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a symlink inside the root: %q, %v; want fs.ErrNotExist (links are not followed by default)", got, err)
 	}
 	for _, name := range []string{"files/abs-link", "files/rel-link", "../secret.txt", "files/../../secret.txt", "/etc/passwd"} {
 		if got, err := read(name); err == nil {
 			t.Errorf("%s read %q outside the root", name, got)
 		}
 	}
-	if _, err := fs.Stat(f.FS(), "files"); err != nil {
+	if _, err := fs.Stat(f, "files"); err != nil {
 		t.Errorf("stat files: %v", err)
 	}
 }
@@ -288,5 +289,174 @@ func TestFileURLBoundToSource(t *testing.T) {
 	}
 	if err := b.Verify(key, exp, sig, fileT0); err != ErrURLSignature {
 		t.Errorf("other source with the same key: got %v, want ErrURLSignature", err)
+	}
+}
+
+// TestFileSymlinks: a file source serves exactly the file a key names. By
+// default it follows no link; with follow_symlinks only links whose target
+// stays under the source prefix. Every refusal is fs.ErrNotExist (404),
+// links out of the root included (they were 502 storage_error). Each
+// "want" differing from what os.Root alone gives is a case that failed
+// before Open (os.Root follows links that stay in the root, and answers
+// "path escapes from parent" for the others).
+func TestFileSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{
+		"root/images/cats/1.jpg":    "cat",
+		"root/images/dogs/1.jpg":    "dog",
+		"root/images/deep/er/x.jpg": "deep",
+		"root/private/secret.txt":   "private",
+		"outside/secret.txt":        "outside",
+	} {
+		must(os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
+		must(os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+	for link, target := range map[string]string{
+		"images/cats/same":        "1.jpg",
+		"images/cats/to-dog":      "../dogs/1.jpg",
+		"images/cats/private":     "../../private/secret.txt",
+		"images/cats/outside":     "../../../outside/secret.txt",
+		"images/cats/abs-outside": filepath.Join(dir, "outside", "secret.txt"),
+		"images/cats/abs-inside":  filepath.Join(root, "images", "cats", "1.jpg"),
+		"images/cats/dangling":    "nowhere.jpg",
+		"images/cats/dangling-up": "../../../nowhere.jpg",
+		"images/cats/loop":        "loop",
+		"images/to-dogs":          "dogs",
+		"images/to-private":       "../private",
+		"images/deep/up":          "../../private",
+		"images/deep/er/to-cats":  "../../cats",
+	} {
+		must(os.Symlink(target, filepath.Join(root, filepath.FromSlash(link))))
+	}
+	for _, tc := range []struct {
+		name, key    string
+		want, follow string // the body served; "" = fs.ErrNotExist
+	}{
+		{"plain file", "images/cats/1.jpg", "cat", "cat"},
+		{"link inside the prefix", "images/cats/same", "", "cat"},
+		{"link to another grant's prefix", "images/cats/to-dog", "", "dog"},
+		{"link out of the prefix, inside the root", "images/cats/private", "", ""},
+		{"link out of the root", "images/cats/outside", "", ""},
+		{"absolute link out of the root", "images/cats/abs-outside", "", ""},
+		{"absolute link inside the prefix", "images/cats/abs-inside", "", "cat"},
+		{"dangling link", "images/cats/dangling", "", ""},
+		{"dangling link out of the root", "images/cats/dangling-up", "", ""},
+		{"link loop", "images/cats/loop", "", ""},
+		{"directory link inside the prefix", "images/to-dogs/1.jpg", "", "dog"},
+		{"directory link out of the prefix", "images/to-private/secret.txt", "", ""},
+		{"link in a middle component, out of the prefix", "images/deep/up/secret.txt", "", ""},
+		{"link in a middle component, inside the prefix", "images/deep/er/to-cats/1.jpg", "", "cat"},
+		{"outside the root by name", "../outside/secret.txt", "", ""},
+	} {
+		for _, follow := range []bool{false, true} {
+			want := tc.want
+			if follow {
+				want = tc.follow
+			}
+			t.Run(fmt.Sprintf("%s/follow=%v", tc.name, follow), func(t *testing.T) {
+				f, err := NewFile(Config{Provider: ProviderFile, Root: root, FollowSymlinks: follow}, FileOptions{BasePath: "/v1/f/l/", Prefix: "images/"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				r, err := f.Open(tc.key)
+				if want == "" {
+					if err == nil {
+						b, _ := io.ReadAll(r)
+						r.Close()
+						t.Fatalf("Open(%q) served %q, want fs.ErrNotExist", tc.key, b)
+					}
+					if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) {
+						t.Fatalf("Open(%q) = %v, want fs.ErrNotExist (404, not 502)", tc.key, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Open(%q) = %v, want %q", tc.key, err, want)
+				}
+				defer r.Close()
+				if b, err := io.ReadAll(r); err != nil || string(b) != want {
+					t.Errorf("Open(%q) read %q, %v; want %q", tc.key, b, err, want)
+				}
+			})
+		}
+	}
+
+	t.Run("walk without openat2 agrees", func(t *testing.T) {
+		f, err := NewFile(Config{Provider: ProviderFile, Root: root}, FileOptions{Prefix: "images/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for _, key := range []string{"images/cats/same", "images/to-dogs/1.jpg", "images/cats/outside", "images/deep/up/secret.txt"} {
+			if r, err := f.openNoFollowWalk(key); !errors.Is(err, fs.ErrNotExist) {
+				if r != nil {
+					r.Close()
+				}
+				t.Errorf("openNoFollowWalk(%q) = %v, want fs.ErrNotExist", key, err)
+			}
+		}
+		r, err := f.openNoFollowWalk("images/cats/1.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	})
+}
+
+// TestFileSpecialFiles: only regular files (and directories) open. A
+// FIFO planted under the root would block the open until a writer came,
+// holding the request's stream slot; a closed File fails, never opening
+// through a reused descriptor.
+func TestFileSpecialFiles(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := mkfifo(filepath.Join(root, "fifo")); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	f, err := NewFile(Config{Provider: ProviderFile, Root: root}, FileOptions{BasePath: "/v1/f/local/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		r, err := f.Open("fifo")
+		if err == nil {
+			r.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Open(fifo) = %v, want fs.ErrNotExist", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Open(fifo) blocked")
+	}
+	for _, walk := range []bool{false, true} {
+		open := f.Open
+		if walk {
+			open = f.openNoFollowWalk
+		}
+		if _, err := open("fifo"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("walk %v: Open(fifo) = %v, want fs.ErrNotExist", walk, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := f.Open("a.txt"); err == nil {
+		r.Close()
+		t.Error("Open after Close succeeded")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,8 +67,9 @@ type sseC struct{ key, keyMD5 string }
 type S3Options struct {
 	// HTTPClient is used for STS and credential endpoints; nil = SDK default.
 	HTTPClient aws.HTTPClient
-	// Now judges credential expiry; nil = time.Now. STS states expiry in
-	// wall-clock time, so only tests set it.
+	// Now judges credential expiry and freshness; nil = time.Now. New
+	// sets it to Options.Now, the clock the caller's signing times come
+	// from.
 	Now func() time.Time
 }
 
@@ -111,14 +114,30 @@ func NewS3(ctx context.Context, cfg Config, opts S3Options) (*S3, error) {
 		return nil, err
 	}
 	if cfg.SSECKey != "" {
-		raw, err := base64.StdEncoding.DecodeString(cfg.SSECKey)
-		if err != nil || len(raw) != 32 {
-			return nil, fmt.Errorf("sse_c_key: want base64 of exactly 32 bytes")
+		raw, err := base64.StdEncoding.DecodeString(cfg.SSECKey) // checked by Validate; decoded once here
+		if err != nil {
+			return nil, errors.New("sse_c_key: want base64 of exactly 32 bytes")
 		}
 		sum := md5.Sum(raw)
 		s.sse = &sseC{key: cfg.SSECKey, keyMD5: base64.StdEncoding.EncodeToString(sum[:])}
 	}
 	return s, nil
+}
+
+// CredentialsProvider is the credential chain an s3 source (or a gcs one
+// with hmac keys) signs with: static keys, the default chain, assume_role
+// or web_identity, as NewS3 builds it. It is for callers that send their
+// own S3 requests as the source (edge check's listing), so that they act
+// with the very identity the signer does.
+func CredentialsProvider(ctx context.Context, cfg Config, opts S3Options) (aws.CredentialsProvider, error) {
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
+		if cfg.Provider == ProviderGCS {
+			region = "auto"
+		}
+	}
+	return credentialsProvider(ctx, cfg.Credentials, region, opts)
 }
 
 // credentialsProvider builds the provider chain of one source.
@@ -134,7 +153,7 @@ func credentialsProvider(ctx context.Context, c Credentials, region string, opts
 		return static(), nil
 	case "default", "assume_role", "web_identity":
 	default:
-		return nil, fmt.Errorf("credentials.type: unknown type %q", c.Type)
+		return nil, errors.New("credentials.type: unknown type")
 	}
 	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
 	if opts.HTTPClient != nil {
@@ -166,6 +185,10 @@ func credentialsProvider(ctx context.Context, c Credentials, region string, opts
 	}
 	if c.Type == "web_identity" {
 		if _, err := os.Stat(c.WebIdentityToken); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the cause; the path is the operator's value
+			}
 			return nil, fmt.Errorf("credentials.web_identity_token_file: %w", err)
 		}
 		return stscreds.NewWebIdentityRoleProvider(stsClient, c.RoleARN, stscreds.IdentityTokenFile(c.WebIdentityToken),
@@ -290,8 +313,8 @@ func (c *credentialCache) get(ctx context.Context) (*cachedCredentials, error) {
 
 // Presign implements Signer.
 func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
-	if r.TTL <= 0 || r.TTL > MaxTTL {
-		return Presigned{}, fmt.Errorf("presign: ttl %s outside (0, %s]", r.TTL, MaxTTL)
+	if err := CheckTTL(r.TTL); err != nil {
+		return Presigned{}, fmt.Errorf("presign: %w", err)
 	}
 	cc, err := s.creds.get(ctx)
 	if err != nil {
@@ -353,7 +376,7 @@ func (s *S3) Presign(ctx context.Context, r Request) (Presigned, error) {
 	if err != nil {
 		return Presigned{}, fmt.Errorf("presign: %w", err)
 	}
-	p := Presigned{URL: signed, Expires: expires}
+	p := presigned(r, signed, expires)
 	if r.ForFetch {
 		header.Del("Host")
 		p.Header = header
@@ -371,9 +394,9 @@ func (s *S3) setBase(endpoint string, pathStyle bool) error {
 		}
 		endpoint = "https://s3." + s.region + "." + suffix
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("endpoint: want an absolute http(s) URL, got %q", endpoint)
+	u, err := url.Parse(endpoint) // checked by Validate
+	if err != nil || u.Host == "" {
+		return errors.New("endpoint: want an absolute http(s) URL")
 	}
 	s.scheme, s.host = u.Scheme, u.Host
 	base := strings.TrimSuffix(u.Path, "/")
@@ -400,7 +423,3 @@ func (s *S3) Check(ctx context.Context) error {
 	}
 	return nil
 }
-
-// RequiresFetch reports whether the source can only be fetched by the edge
-// itself (SSE-C: a browser cannot send the key).
-func (s *S3) RequiresFetch() bool { return s.sse != nil }

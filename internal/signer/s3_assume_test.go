@@ -465,3 +465,43 @@ func TestS3AssumeRoleDeterministic(t *testing.T) {
 		t.Errorf("same window, same session, different URLs:\n%s\n%s", first.URL, again.URL)
 	}
 }
+
+// TestNewOneClock: New hands Options.Now to the signer, which judges the
+// session's expiry by it, not by the wall clock. The clock stands years
+// from the wall clock, so a signer reading time.Now would call the session
+// expired (dead on arrival, and fetched again on every request).
+func TestNewOneClock(t *testing.T) {
+	clock := &arClock{t: time.Date(2020, 1, 1, 12, 0, 0, 0, time.UTC)}
+	sts := newARSTS(t, clock, time.Hour)
+	cfg := Config{
+		Provider: ProviderS3, Bucket: "partner-frames", Region: "eu-west-1",
+		Credentials: Credentials{
+			Type: "assume_role", RoleARN: "arn:aws:iam::123456789012:role/edge-read",
+			STSEndpoint: sts.srv.URL, AccessKeyID: "AKIDBASE", SecretAccessKey: "base-secret",
+		},
+	}
+	cfg.Defaults()
+	s, err := New(t.Context(), cfg, Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.(Checker).Check(t.Context()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	for i := range 3 {
+		p, err := s.Presign(t.Context(), Request{Method: http.MethodGet, Key: "k.jpg", At: clock.Now(), TTL: 24 * time.Hour})
+		if err != nil {
+			t.Fatalf("Presign %d: %v", i, err)
+		}
+		if want := sts.expiry(0).Add(-CredentialMargin); !p.Expires.Equal(want) {
+			t.Errorf("Expires = %s, want %s (the session's expiry less the margin)", p.Expires, want)
+		}
+		if want := p.Expires.Add(-CredentialRefresh); !p.ServeUntil.Equal(want) {
+			t.Errorf("ServeUntil = %s, want %s (a capped URL keeps CredentialRefresh)", p.ServeUntil, want)
+		}
+		clock.Add(time.Minute)
+	}
+	if n := sts.calls.Load(); n != 1 {
+		t.Errorf("STS calls = %d, want 1: the session is fresh by the injected clock", n)
+	}
+}

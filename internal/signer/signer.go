@@ -6,6 +6,7 @@ package signer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -14,6 +15,19 @@ import (
 // X-Amz-Expires above 604800 seconds, GCS V4 the same, so every provider
 // shares the limit.
 const MaxTTL = 7 * 24 * time.Hour
+
+// MinTTL is the shortest lifetime a presigned URL may have: every
+// provider's expiry counts whole seconds.
+const MinTTL = time.Second
+
+// CheckTTL is the one check of a URL lifetime: within [MinTTL, MaxTTL].
+// Every signer applies it to Request.TTL; configs may use it for url_ttl.
+func CheckTTL(ttl time.Duration) error {
+	if ttl < MinTTL || ttl > MaxTTL {
+		return fmt.Errorf("ttl %s outside [%s, %s]", ttl, MinTTL, MaxTTL)
+	}
+	return nil
+}
 
 // Request asks for one presigned URL.
 type Request struct {
@@ -27,6 +41,9 @@ type Request struct {
 	// TTL is the requested lifetime; the signer may shorten it (credentials
 	// that expire sooner) and says so in Presigned.Expires.
 	TTL time.Duration
+	// Window is the signing window At starts (zero: none). It bounds how
+	// long the URL may be handed out: see Presigned.ServeUntil.
+	Window time.Duration
 	// ForFetch is set when the edge itself fetches the URL (stream mode):
 	// the signer may then require headers a browser could not send (SSE-C).
 	ForFetch bool
@@ -41,18 +58,43 @@ type Presigned struct {
 	// Expires is when the URL stops working: At+TTL, or earlier when the
 	// credentials that signed it expire sooner.
 	Expires time.Time
+	// ServeUntil is when the URL stops being handed out (and cached): see
+	// serveUntil.
+	ServeUntil time.Time
+}
+
+// serveUntil is the one rule for how long a URL signed for r, expiring at
+// expires, may be handed out: until its signing window ends (so every
+// replica switches to the next window's URL together, and a URL is never
+// served with less than half its life left), and never within a minute (a
+// quarter of a short TTL) of its expiry. A URL cut short by expiring
+// credentials keeps at least CredentialRefresh: the signer refreshes
+// credentials that early, so the next window's URL has that much life.
+func serveUntil(r Request, expires time.Time) time.Time {
+	margin := min(time.Minute, r.TTL/4)
+	if expires.Before(r.At.Add(r.TTL)) {
+		margin = max(margin, CredentialRefresh)
+	}
+	limit := expires.Add(-margin)
+	if r.Window <= 0 {
+		return limit
+	}
+	if until := r.At.Add(r.Window); until.Before(limit) {
+		return until
+	}
+	return limit
+}
+
+// presigned is every signer's answer: url, expiring at expires, with
+// ServeUntil from the one rule.
+func presigned(r Request, url string, expires time.Time) Presigned {
+	return Presigned{URL: url, Expires: expires, ServeUntil: serveUntil(r, expires)}
 }
 
 // Signer presigns object URLs for one configured source.
 type Signer interface {
 	Presign(ctx context.Context, r Request) (Presigned, error)
 }
-
-// SignerFunc adapts a function to Signer, for tests.
-type SignerFunc func(ctx context.Context, r Request) (Presigned, error)
-
-// Presign calls f.
-func (f SignerFunc) Presign(ctx context.Context, r Request) (Presigned, error) { return f(ctx, r) }
 
 // Checker is implemented by signers whose credentials can be resolved ahead
 // of the first request; /readyz reports its error.

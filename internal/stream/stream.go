@@ -30,15 +30,16 @@ var (
 	// ErrTooBusy is returned past max_concurrent streams.
 	ErrTooBusy = &Error{Status: http.StatusServiceUnavailable, Code: "too_busy", Message: "too many streams in flight; retry shortly"}
 
-	errNotFound      = &Error{Status: http.StatusNotFound, Code: "object_not_found", Message: "the object does not exist"}
-	errRange         = &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_satisfiable", Message: "the requested range is not satisfiable"}
-	errPrecondition  = &Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Message: "a precondition of the request does not hold"}
-	errStalled       = errors.New("storage sent nothing within response_header_timeout")
-	errShortBody     = errors.New("storage sent fewer bytes than its Content-Length")
-	msgUnreachable   = "storage could not be reached"
-	msgTimeout       = "storage did not answer in time"
-	msgStorageError  = "storage answered with an error"
-	msgStorageDenied = "storage refused the edge's request"
+	errNotFound       = &Error{Status: http.StatusNotFound, Code: "object_not_found", Message: "the object does not exist"}
+	errRange          = &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_satisfiable", Message: "the requested range is not satisfiable"}
+	errPrecondition   = &Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Message: "a precondition of the request does not hold"}
+	errStalled        = errors.New("storage sent nothing within response_header_timeout")
+	errShortBody      = errors.New("storage sent fewer bytes than its Content-Length")
+	errRequestTimeout = errors.New("storage did not answer within server.request_timeout")
+	msgUnreachable    = "storage could not be reached"
+	msgTimeout        = "storage did not answer in time"
+	msgStorageError   = "storage answered with an error"
+	msgStorageDenied  = "storage refused the edge's request"
 )
 
 // Options carry what the proxy takes from outside its config.
@@ -162,6 +163,9 @@ type Fetch struct {
 	Source string
 	URL    string      // presigned for the request's method
 	Header http.Header // headers the signature requires (SSE-C); never sent to the client
+	// Deadline is the request's (server.request_timeout): storage must
+	// have started answering by then (504). Zero: none.
+	Deadline time.Time
 }
 
 // requestHeaders are forwarded to storage: Range and the conditionals.
@@ -230,20 +234,54 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, f Fetch) error {
 	for k, v := range f.Header {
 		req.Header[k] = v
 	}
+	if err := CheckRequest(r.Header); err != nil {
+		return err
+	}
+	ranged := len(r.Header["Range"]) == 1 && RangeAllowed(r.Header["Range"][0], -1)
 	for _, h := range requestHeaders {
 		if v := r.Header[h]; len(v) > 0 {
+			if !ranged && (h == "Range" || h == "If-Range") {
+				// Past the cap: the whole object (see RangeAllowed).
+				continue
+			}
 			req.Header[h] = v
 		}
 	}
+	if !f.Deadline.IsZero() {
+		// The request's deadline holds until storage's answer starts;
+		// the body is then bounded per chunk instead.
+		dl := time.AfterFunc(time.Until(f.Deadline), func() { cancel(errRequestTimeout) })
+		defer dl.Stop()
+		resp, err := t.RoundTrip(req)
+		dl.Stop()
+		return p.answer(ctx, w, r, f.Source, resp, err, cancel)
+	}
 	resp, err := t.RoundTrip(req)
+	return p.answer(ctx, w, r, f.Source, resp, err, cancel)
+}
+
+// answer copies storage's answer (or maps its failure) to w.
+func (p *Proxy) answer(ctx context.Context, w http.ResponseWriter, r *http.Request, source string, resp *http.Response, err error, cancel context.CancelCauseFunc) error {
 	if err != nil {
+		if context.Cause(ctx) == errRequestTimeout && r.Context().Err() == nil {
+			p.errs.timeout.Inc()
+			return &Error{Status: http.StatusGatewayTimeout, Code: "storage_timeout", Message: msgTimeout, Err: errRequestTimeout}
+		}
 		return p.fetchError(r.Context(), err)
 	}
 	defer resp.Body.Close()
-	if err := p.statusError(resp); err != nil {
-		// A small error body is read so the connection can be reused.
-		_, _ = io.CopyN(io.Discard, resp.Body, 8<<10)
-		return err
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
+		// A bounded prefix of the error body, for storage's error code
+		// (the body itself, naming bucket and request ids, is never
+		// logged); reading it lets the connection be reused.
+		bp := p.bufs.Get().(*[]byte)
+		n, _ := io.ReadFull(resp.Body, (*bp)[:errorBodyPrefix])
+		err := p.statusError(resp, (*bp)[:n])
+		p.bufs.Put(bp)
+		if err != nil {
+			_, _ = io.CopyN(io.Discard, resp.Body, 8<<10)
+			return err
+		}
 	}
 	h := w.Header()
 	pass := responseHeaders
@@ -262,7 +300,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, f Fetch) error {
 		w.WriteHeader(resp.StatusCode)
 		return nil
 	}
-	return p.copyBody(w, r, f.Source, resp, cancel)
+	return p.copyBody(w, r, source, resp, cancel)
 }
 
 // copyBody sends resp's status and body to w with a pooled buffer: at
@@ -353,10 +391,14 @@ func (p *Proxy) abort(client, fetch context.Context, source string, sent int64, 
 	panic(http.ErrAbortHandler)
 }
 
+// errorBodyPrefix is how much of an error body is read for its code.
+const errorBodyPrefix = 4 << 10
+
 // statusError maps storage's answer: the statuses passed through return
 // nil; the rest become the edge's own errors (storage's error body, which
-// names the bucket and request IDs, never reaches the client).
-func (p *Proxy) statusError(resp *http.Response) error {
+// names the bucket and request IDs, never reaches the client or the log:
+// only its error code does, from body, a prefix of it).
+func (p *Proxy) statusError(resp *http.Response, body []byte) error {
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusPartialContent, http.StatusNotModified:
 		return nil
@@ -366,13 +408,40 @@ func (p *Proxy) statusError(resp *http.Response) error {
 		return errRange
 	case http.StatusPreconditionFailed:
 		return errPrecondition
+	}
+	code := ErrorCode(resp.Header, body)
+	cause := errors.New("storage answered " + resp.Status + codeSuffix(code))
+	switch resp.StatusCode {
 	case http.StatusForbidden, http.StatusUnauthorized:
 		p.errs.denied.Inc()
-		return &Error{Status: http.StatusBadGateway, Code: "storage_denied", Message: msgStorageDenied, Err: errors.New("storage answered " + resp.Status)}
-	default:
-		p.errs.status.Inc()
-		return &Error{Status: http.StatusBadGateway, Code: "storage_error", Message: msgStorageError, Err: errors.New("storage answered " + resp.Status)}
+		return &Error{Status: http.StatusBadGateway, Code: "storage_denied", Message: msgStorageDenied, Err: cause}
+	case http.StatusBadRequest:
+		if clientFault[code] {
+			// The request was the client's mistake (a key or header
+			// storage does not take): a 400, not a storage failure.
+			return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "storage refused the request as malformed", Err: cause}
+		}
 	}
+	p.errs.status.Inc()
+	return &Error{Status: http.StatusBadGateway, Code: "storage_error", Message: msgStorageError, Err: cause}
+}
+
+// clientFault are storage's 400 codes that name the client's request (its
+// key or headers) as the fault. Any other 400 is the edge's (a signature,
+// an expired session token, SSE-C parameters, a code this list does not
+// know) and stays a 502 that alerts see; so is a 400 with no readable
+// code, as every answer to HEAD is (it has no body).
+var clientFault = map[string]bool{
+	"KeyTooLongError": true, "InvalidURI": true, "InvalidUri": true, // S3, Azure
+	"RequestHeaderSectionTooLarge": true, "OutOfRangeInput": true, "InvalidObjectName": true,
+	"InvalidHeaderValue": true,
+}
+
+func codeSuffix(code string) string {
+	if code == "" {
+		return ""
+	}
+	return " (" + code + ")"
 }
 
 // fetchError maps a transport failure before storage's answer: the client
@@ -384,7 +453,9 @@ func (p *Proxy) fetchError(client context.Context, err error) error {
 		return &Error{Status: StatusClientClosed, Code: "client_closed", Message: "client went away", Err: client.Err()}
 	}
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if errors.As(err, &op) && op.Op == "dial" || isTLSHandshakeTimeout(err) {
+		// A TLS handshake that does not finish within connect_timeout is
+		// storage unreachable (502), like a dial that does not.
 		p.errs.unreachable.Inc()
 		return &Error{Status: http.StatusBadGateway, Code: "storage_unreachable", Message: msgUnreachable, Err: err}
 	}
@@ -448,4 +519,15 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// isTLSHandshakeTimeout reports net/http's TLS handshake timeout (its
+// type is unexported; the text is stable since Go 1.3).
+func isTLSHandshakeTimeout(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "net/http: TLS handshake timeout" {
+			return true
+		}
+	}
+	return strings.HasSuffix(err.Error(), "net/http: TLS handshake timeout")
 }

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Minio is a running MinIO server on a single local drive. Besides S3 it
@@ -59,8 +61,16 @@ func (m *Minio) spec(bin string) serverSpec {
 		ready: func(ctx context.Context, port int, _ []byte) error {
 			// A signed request with this server's own random keys tells
 			// it apart from any other server on the port.
-			c := m.clientFor(fmt.Sprintf("http://127.0.0.1:%d", port), 1)
-			_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+			endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+			c := m.clientFor(endpoint, 1)
+			if _, err := c.ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
+				return err
+			}
+			// S3 answers before IAM is up: until then STS refuses with
+			// "Server not initialized", which tests of assumed roles
+			// would read as a failure of their own.
+			stsc := sts.New(sts.Options{Region: m.Region, BaseEndpoint: aws.String(endpoint), Credentials: c.Options().Credentials})
+			_, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:minio:iam:::role/ready"), RoleSessionName: aws.String("ready")})
 			return err
 		},
 	}
