@@ -21,6 +21,7 @@ import (
 	"github.com/edgeproxy/edge/internal/cache"
 	"github.com/edgeproxy/edge/internal/clientip"
 	"github.com/edgeproxy/edge/internal/limit"
+	"github.com/edgeproxy/edge/internal/logsink"
 	"github.com/edgeproxy/edge/internal/signer"
 	"github.com/edgeproxy/edge/internal/source"
 	"github.com/edgeproxy/edge/internal/stream"
@@ -352,7 +353,8 @@ func NewLogger(cfg LogConfig, out io.Writer) (*zap.Logger, error) {
 	locked := zapcore.Lock(zapcore.AddSync(out))
 	ws := locked
 	if !cfg.Unbuffered {
-		ws = &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
+		// Buffered without a process-wide lock per line (logsink).
+		ws = logsink.New(ws, 256<<10, time.Second)
 	}
 	// No caller (every access line has the same one, and runtime.Caller
 	// cost more than the rest of the line) and no stack traces.

@@ -110,6 +110,11 @@ func (b *bench) subjects() []*subject {
 				// Every request a different key, in every round: every request signs.
 				return []string{"-url", b.edgeURL(srcRedirect, fmt.Sprintf("miss/r%d-%s.jpg", round, load.SeqMarker), b.hsToken)}, nil
 			}},
+		// The hit path again once the URL cache is full (max_entries): a
+		// live heap of 100,000 URLs for the GC to mark, and every miss
+		// elsewhere evicting. The first round fills the cache first.
+		{name: "edge-redirect-hit-full", srv: b.edge, skip: edgeSkip, conc: b.opts.conc, expect: 302,
+			args: b.fillThen(b.fixedFile("hit.txt", thumbs(func(i int) string { return b.edgeURL(srcRedirect, thumbKey(i), b.hsToken) })))},
 		{name: "edge-redirect-token-cold", srv: b.edge, skip: edgeSkip, conc: b.opts.conc, expect: 302,
 			args: func(_ context.Context, round int) ([]string, error) {
 				n := int(coldRate*(b.opts.warmup+b.opts.duration).Seconds()*1.3) + 1000
@@ -409,4 +414,52 @@ func startRSSSampler(pid int) *rssSampler {
 func (s *rssSampler) stop() int64 {
 	close(s.stopc)
 	return <-s.done
+}
+
+// fillThen returns args that first fill the edge's URL cache to
+// cache.max_entries with distinct keys (once, unmeasured: the load
+// generator bounded by -n), then are next's.
+func (b *bench) fillThen(next func(context.Context, int) ([]string, error)) func(context.Context, int) ([]string, error) {
+	var (
+		once sync.Once
+		err  error
+	)
+	return func(ctx context.Context, round int) ([]string, error) {
+		once.Do(func() { err = b.fillCache(ctx) })
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, round)
+	}
+}
+
+// fillCount is how many distinct keys fill the cache: the URL cache is
+// sharded by key hash, each shard holding its share of max_entries, so
+// max_entries keys leave the fullest shards evicting and others short;
+// half as many again fills every shard.
+const fillCount = edgeCacheMax * 3 / 2
+
+// fillCache presigns fillCount distinct keys through the edge.
+func (b *bench) fillCache(ctx context.Context) error {
+	t0 := time.Now()
+	fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(fctx, b.bin["load"],
+		"-c", strconv.Itoa(b.opts.conc), "-d", "80s", "-expect", "302", "-timeout", "20s",
+		"-n", strconv.Itoa(fillCount), "-H", "Origin: "+benchOrigin,
+		"-url", b.edgeURL(srcRedirect, "fill/"+load.SeqMarker+".jpg", b.hsToken))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("filling the URL cache: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var res load.Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		return fmt.Errorf("filling the URL cache: load output: %v", err)
+	}
+	if res.TotalSent < fillCount || res.Bad > 0 || res.Errors > 0 {
+		return fmt.Errorf("filling the URL cache: %d requests sent, %d bad, %d errors; want %d good", res.TotalSent, res.Bad, res.Errors, fillCount)
+	}
+	logf("filled the URL cache with %d keys in %v", res.TotalSent, time.Since(t0).Round(time.Millisecond))
+	return nil
 }

@@ -87,9 +87,11 @@ func (b *bench) ratios() []ratioRow {
 	ge := func(t float64) func(float64) bool { return func(x float64) bool { return x >= t } }
 	le := func(t float64) func(float64) bool { return func(x float64) bool { return x <= t } }
 	rows := []ratioRow{
-		{"edge-redirect-hit / floor-302, req/s", "≥ 0.80", b.ratio("edge-redirect-hit", "floor-302", rps), ge(0.8)},
-		{"edge-redirect-hit / floor-302, p99 latency", "≤ 1.50", b.ratio("edge-redirect-hit", "floor-302", p99), le(1.5)},
-		{"edge-redirect-miss / floor-302, req/s", "≥ 0.60", b.ratio("edge-redirect-miss", "floor-302", rps), ge(0.6)},
+		{"edge-redirect-hit / floor-302, req/s", "≥ 0.85", b.ratio("edge-redirect-hit", "floor-302", rps), ge(0.85)},
+		{"edge-redirect-hit / floor-302, p99 latency", "≤ 1.30", b.ratio("edge-redirect-hit", "floor-302", p99), le(1.3)},
+		{"edge-redirect-hit-full / floor-302, req/s (URL cache full)", "≥ 0.85", b.ratio("edge-redirect-hit-full", "floor-302", rps), ge(0.85)},
+		{"edge-redirect-hit-full / floor-302, p99 latency (URL cache full)", "≤ 1.30", b.ratio("edge-redirect-hit-full", "floor-302", p99), le(1.3)},
+		{"edge-redirect-miss / floor-302, req/s", "≥ 0.70", b.ratio("edge-redirect-miss", "floor-302", rps), ge(0.7)},
 		{"edge-redirect-token-cold / floor-302, req/s", "reported", b.ratio("edge-redirect-token-cold", "floor-302", rps), nil},
 		{"edge-redirect-token-warm / edge-redirect-token-cold, req/s", "reported: what the verified-token cache saves", b.ratio("edge-redirect-token-warm", "edge-redirect-token-cold", rps), nil},
 		{"edge-redirect-token-warm / edge-redirect-hit, req/s", "≥ 0.90 (the bench's reading of \"the cache removes its cost\")", b.ratio("edge-redirect-token-warm", "edge-redirect-hit", rps), ge(0.9)},
