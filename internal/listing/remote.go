@@ -22,6 +22,12 @@ import (
 // property come to a few MB; anything far larger is not a listing.
 const maxPageBytes = 64 << 20
 
+// maxEmptyPages bounds the pages in a row that hold no object: Azure may
+// answer an empty page with a marker (its server-side time ran out), but a
+// store that keeps doing so, with two tokens in turn or a new one each
+// time, would otherwise keep the listing going for ever.
+const maxEmptyPages = 100
+
 // pageAttempts is how often one page is tried when the store answers 5xx
 // or 429, or the connection fails.
 const pageAttempts = 3
@@ -102,11 +108,17 @@ func (r *Remote) List(ctx context.Context, yield func(Object) error) error {
 	pages := make(chan page, 1)
 	go func() {
 		defer close(pages)
-		token := ""
+		token, empty := "", 0
 		for {
 			p := r.fetch(ctx, token)
 			if p.err == nil && p.next != "" && p.next == token {
 				p.err = errors.New("list: the store answered the same continuation token twice")
+			}
+			if empty = empty + 1; len(p.objects) > 0 {
+				empty = 0
+			}
+			if p.err == nil && p.next != "" && empty >= maxEmptyPages {
+				p.err = fmt.Errorf("list: the store answered %d pages in a row without an object, each with a continuation token", empty)
 			}
 			select {
 			case pages <- p:
