@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,6 +57,36 @@ func TestRemoteHostileTokens(t *testing.T) {
 			}
 			if n := pages.Load(); n > maxEmptyPages+1 {
 				t.Errorf("fetched %d pages, want at most %d", n, maxEmptyPages+1)
+			}
+		})
+	}
+}
+
+// TestParsePageTooManyEntries: a page of more objects than any store
+// gives is refused before it is decoded (a 64 MiB page of tiny entries
+// decoded whole took over a GiB).
+func TestParsePageTooManyEntries(t *testing.T) {
+	for _, tt := range []struct {
+		name, open, entry, close string
+	}{
+		{"S3", "<ListBucketResult>", "<Contents ><Key>p/a</Key></Contents>", "</ListBucketResult>"},
+		{"Azure", "<EnumerationResults><Blobs>", "<Blob><Name>p/a</Name></Blob>", "</Blobs></EnumerationResults>"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString(tt.open)
+			for range maxPageEntries + 1 {
+				b.WriteString(tt.entry)
+			}
+			b.WriteString(tt.close)
+			_, _, _, err := parsePage([]byte(b.String()), "p/")
+			if err == nil || !strings.Contains(err.Error(), "more than") {
+				t.Fatalf("got %v, want a page of too many objects refused", err)
+			}
+			// A page within the bound still parses.
+			small := tt.open + strings.Repeat(tt.entry, 3) + tt.close
+			if objs, _, _, err := parsePage([]byte(small), "p/"); err != nil || len(objs) != 3 {
+				t.Fatalf("3 entries: %d objects, %v", len(objs), err)
 			}
 		})
 	}

@@ -28,6 +28,12 @@ const maxPageBytes = 64 << 20
 // time, would otherwise keep the listing going for ever.
 const maxEmptyPages = 100
 
+// maxPageEntries bounds the objects of one page: stores give at most 1000
+// (S3, GCS) or 5000 (Azure). Decoding a hostile page whole costs some 25
+// bytes of memory per byte of body (tiny <Contents> elements, a few pages
+// in flight), so entries are counted before the page is decoded.
+const maxPageEntries = 10000
+
 // pageAttempts is how often one page is tried when the store answers 5xx
 // or 429, or the connection fails.
 const pageAttempts = 3
@@ -287,6 +293,11 @@ type listXML struct {
 // this was the last page) and how many keys it skipped because they are
 // not valid UTF-8 (JSON cannot carry them unchanged).
 func parsePage(body []byte, prefix string) (objs []Object, next string, skipped int, err error) {
+	if n, err := countEntries(body); err != nil {
+		return nil, "", 0, errors.New("list: the store's answer is not a listing (XML does not parse)")
+	} else if n > maxPageEntries {
+		return nil, "", 0, fmt.Errorf("list: a page of more than %d objects", maxPageEntries)
+	}
 	var x listXML
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&x); err != nil {
@@ -299,6 +310,28 @@ func parsePage(body []byte, prefix string) (objs []Object, next string, skipped 
 		return parseEnumerationResults(&x, prefix)
 	}
 	return nil, "", 0, fmt.Errorf("list: the store's answer is a <%.40s>, not a listing", x.XMLName.Local)
+}
+
+// countEntries counts the <Contents> and <Blob> elements of a page with
+// the tokenizer alone: what it allocates is garbage at once, not a
+// decoded entry per element.
+func countEntries(body []byte) (int, error) {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	n := 0
+	for {
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if se, ok := tok.(xml.StartElement); ok && (se.Name.Local == "Contents" || se.Name.Local == "Blob") {
+			if n++; n > maxPageEntries {
+				return n, nil
+			}
+		}
+	}
 }
 
 func parseBucketResult(x *listXML, prefix string) (objs []Object, next string, skipped int, err error) {
