@@ -55,8 +55,13 @@ const (
 // Auditor is the audit trail. A nil *Auditor, or one built from a config
 // with no sink, accepts records and does nothing.
 type Auditor struct {
-	ch      chan entry
-	closed  atomic.Bool
+	ch chan entry
+	// closeMu orders Enqueue's sends before Close: a send under the read
+	// lock that saw the trail open lands before the writer drains the
+	// queue (without it a record could land after the drain: neither
+	// written nor counted).
+	closeMu sync.RWMutex
+	closed  bool // under closeMu
 	stop    chan struct{}
 	done    chan struct{} // the writer has finished
 	once    sync.Once
@@ -137,17 +142,20 @@ func (a *Auditor) Enqueue(r *Record) {
 	if a == nil || a.ch == nil {
 		return
 	}
-	if a.closed.Load() {
+	var e entry
+	e.set(r)
+	a.closeMu.RLock()
+	if a.closed {
+		a.closeMu.RUnlock()
 		a.dropQueue()
 		return
 	}
-	var e entry
-	e.set(r)
 	select {
 	case a.ch <- e:
 	default:
 		a.dropQueue()
 	}
+	a.closeMu.RUnlock()
 }
 
 func (a *Auditor) dropQueue() {
@@ -271,7 +279,9 @@ func (a *Auditor) Close(ctx context.Context) error {
 		return nil
 	}
 	a.once.Do(func() {
-		a.closed.Store(true)
+		a.closeMu.Lock()
+		a.closed = true
+		a.closeMu.Unlock()
 		close(a.stop)
 	})
 	var err error

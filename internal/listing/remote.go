@@ -22,6 +22,18 @@ import (
 // property come to a few MB; anything far larger is not a listing.
 const maxPageBytes = 64 << 20
 
+// maxEmptyPages bounds the pages in a row that hold no object: Azure may
+// answer an empty page with a marker (its server-side time ran out), but a
+// store that keeps doing so, with two tokens in turn or a new one each
+// time, would otherwise keep the listing going for ever.
+const maxEmptyPages = 100
+
+// maxPageEntries bounds the objects of one page: stores give at most 1000
+// (S3, GCS) or 5000 (Azure). Decoding a hostile page whole costs some 25
+// bytes of memory per byte of body (tiny <Contents> elements, a few pages
+// in flight), so entries are counted before the page is decoded.
+const maxPageEntries = 10000
+
 // pageAttempts is how often one page is tried when the store answers 5xx
 // or 429, or the connection fails.
 const pageAttempts = 3
@@ -102,11 +114,17 @@ func (r *Remote) List(ctx context.Context, yield func(Object) error) error {
 	pages := make(chan page, 1)
 	go func() {
 		defer close(pages)
-		token := ""
+		token, empty := "", 0
 		for {
 			p := r.fetch(ctx, token)
 			if p.err == nil && p.next != "" && p.next == token {
 				p.err = errors.New("list: the store answered the same continuation token twice")
+			}
+			if empty = empty + 1; len(p.objects) > 0 {
+				empty = 0
+			}
+			if p.err == nil && p.next != "" && empty >= maxEmptyPages {
+				p.err = fmt.Errorf("list: the store answered %d pages in a row without an object, each with a continuation token", empty)
 			}
 			select {
 			case pages <- p:
@@ -275,6 +293,11 @@ type listXML struct {
 // this was the last page) and how many keys it skipped because they are
 // not valid UTF-8 (JSON cannot carry them unchanged).
 func parsePage(body []byte, prefix string) (objs []Object, next string, skipped int, err error) {
+	if n, err := countEntries(body); err != nil {
+		return nil, "", 0, errors.New("list: the store's answer is not a listing (XML does not parse)")
+	} else if n > maxPageEntries {
+		return nil, "", 0, fmt.Errorf("list: a page of more than %d objects", maxPageEntries)
+	}
 	var x listXML
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&x); err != nil {
@@ -287,6 +310,28 @@ func parsePage(body []byte, prefix string) (objs []Object, next string, skipped 
 		return parseEnumerationResults(&x, prefix)
 	}
 	return nil, "", 0, fmt.Errorf("list: the store's answer is a <%.40s>, not a listing", x.XMLName.Local)
+}
+
+// countEntries counts the <Contents> and <Blob> elements of a page with
+// the tokenizer alone: what it allocates is garbage at once, not a
+// decoded entry per element.
+func countEntries(body []byte) (int, error) {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	n := 0
+	for {
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if se, ok := tok.(xml.StartElement); ok && (se.Name.Local == "Contents" || se.Name.Local == "Blob") {
+			if n++; n > maxPageEntries {
+				return n, nil
+			}
+		}
+	}
 }
 
 func parseBucketResult(x *listXML, prefix string) (objs []Object, next string, skipped int, err error) {
