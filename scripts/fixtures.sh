@@ -19,10 +19,9 @@ encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null)
 has_enc() { grep -q " $1 " <<<"$encoders"; } # no pipe from ffmpeg: pipefail + grep -q's SIGPIPE
 src="testsrc2=size=320x240:rate=25"
 vid() { # vid NAME SECONDS ARGS...: an H.264/… video from a test pattern
-  local name=$1 secs=$2; shift 2
-  if ff -f lavfi -i "$src" -t "$secs" "$@" "$name" 2>/tmp/fixtures.$$.err; then echo "$name"
-  else echo "skip $name: $(head -c 200 /tmp/fixtures.$$.err | tr '\n' ' ')" >&2; rm -f "$name"; fi
-  rm -f /tmp/fixtures.$$.err
+  local name=$1 secs=$2 err; shift 2
+  if err=$(ff -f lavfi -i "$src" -t "$secs" "$@" "$name" 2>&1); then echo "$name"
+  else echo "skip $name: $(head -c 200 <<<"$err" | tr '\n' ' ')" >&2; rm -f "$name"; fi
 }
 
 # MP4: brands, fast start or not, pixel formats, codecs, fragmented.

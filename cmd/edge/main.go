@@ -54,6 +54,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// After the first signal the default handling is back: a second
+	// SIGTERM or SIGINT ends a shutdown that takes too long at once.
+	context.AfterFunc(ctx, stop)
 	var err error
 	switch args[0] {
 	case "serve":

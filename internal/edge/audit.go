@@ -88,7 +88,9 @@ func (s *Server) allow(w *recorder, r *http.Request, src *Source) error {
 // not read as a stalled client (a 256 KiB copy buffer at 4 KiB/s takes
 // longer than a minute).
 func (s *Server) throttled(w *recorder, r *http.Request) http.ResponseWriter {
-	if s.limits == nil || w.subject == "" || s.cfg.Limits.PerSubject.BytesPerSecond <= 0 {
+	// Tokens without a sub share one budget (as for the request rate);
+	// only /v1/f, which carries no token, is never slowed.
+	if s.limits == nil || w.route == routeFile || s.cfg.Limits.PerSubject.BytesPerSecond <= 0 {
 		return w
 	}
 	d := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.Server.WriteTimeout}
