@@ -37,6 +37,7 @@ usage:
   edge presign -config FILE REF                   REF is SOURCE/KEY or a storage URL
   edge check   -config FILE [-source NAME] [-json] validate the config, probe every source step by step; exit 1 on problems
   edge policy  -config FILE [-json] SOURCE         what the customer pastes for SOURCE: policies, CORS, roles
+  edge connections schema                         print the SQL (table, trigger) for connections in PostgreSQL
 `
 
 func main() {
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = check(ctx, args[1:], stdout, stderr)
 	case "policy":
 		err = policy(ctx, args[1:], stdout, stderr)
+	case "connections":
+		err = connectionsCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
