@@ -158,3 +158,16 @@ func (l *Loader[K, V]) Cached(key K, now time.Time) (V, time.Time, bool) {
 
 // Len is the number of cached values.
 func (l *Loader[K, V]) Len() int { return l.cache.Len() }
+
+// RemoveFunc removes every cached value whose key matches drop (a changed
+// or removed source's URLs) and returns how many it removed. It walks
+// every key: call it on a change, never on the request path.
+func (l *Loader[K, V]) RemoveFunc(drop func(K) bool) int {
+	n := 0
+	for _, k := range l.cache.lru.Keys() {
+		if drop(k) && l.cache.lru.Remove(k) {
+			n++
+		}
+	}
+	return n
+}

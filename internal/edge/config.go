@@ -7,7 +7,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/admin"
 	"github.com/edgeproxy/edge/internal/auth"
+	"github.com/edgeproxy/edge/internal/connections"
+	"github.com/edgeproxy/edge/internal/onboard"
 	"github.com/edgeproxy/edge/internal/source"
 	"github.com/edgeproxy/edge/internal/stream"
 	"github.com/edgeproxy/edge/internal/yamlcfg"
@@ -24,6 +27,12 @@ type Config struct {
 	Cache   CacheConfig     `yaml:"cache"`
 	Stream  stream.Config   `yaml:"stream"`
 	Sources []source.Config `yaml:"sources"`
+	// Connections are the stores of sources followed live (internal/connections).
+	Connections connections.Config `yaml:"connections"`
+	// Admin is the second listener, for the platform's backend (internal/admin).
+	Admin admin.Config `yaml:"admin"`
+	// Platform is the platform's own identity, for onboarding (internal/onboard).
+	Platform onboard.Platform `yaml:"platform"`
 }
 
 // LogConfig sets the JSON logger on stderr.
@@ -105,6 +114,9 @@ func (c *Config) Defaults() {
 	}
 	c.Auth.Defaults()
 	c.Stream.Defaults()
+	c.Connections.Defaults()
+	c.Admin.Defaults()
+	c.Platform.Defaults()
 	for i := range c.Sources {
 		c.Sources[i].Defaults()
 	}
@@ -148,8 +160,11 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Auth.Validate()...)
 	errs = append(errs, c.Stream.Validate()...)
-	if len(c.Sources) == 0 {
-		bad("sources: at least one source is required")
+	errs = append(errs, c.Connections.Validate("connections")...)
+	errs = append(errs, c.Admin.Validate("admin")...)
+	errs = append(errs, c.Platform.Validate("platform")...)
+	if len(c.Sources) == 0 && !c.Connections.Enabled() {
+		bad("sources: at least one source is required (or a connections store)")
 	}
 	names := map[string]bool{}
 	for i := range c.Sources {
