@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -51,7 +50,7 @@ func registerAdmin(a *admin.Server, cur func() *Server, opts AdminOptions) {
 			return err
 		}
 		if problems != nil {
-			return admin.WriteJSON(w, onboard.ConfigFailed(specName(sc), problems))
+			return admin.WriteJSON(w, onboard.ConfigFailed(sc.Name, problems))
 		}
 		res := onboard.Check(r.Context(), OnboardSource(s.cfg, *sc), opts.Check)
 		return admin.WriteJSON(w, res)
@@ -79,13 +78,6 @@ func registerAdmin(a *admin.Server, cur func() *Server, opts AdminOptions) {
 	})
 }
 
-func specName(sc *source.Config) string {
-	if sc == nil {
-		return ""
-	}
-	return sc.Name
-}
-
 // readSpec reads a POSTed source spec (JSON, bounded). A spec that does
 // not parse or validate gives its problems (naming keys, never values);
 // err is for a body that cannot be read at all.
@@ -102,14 +94,23 @@ func readSpec(r *http.Request) (*source.Config, []error, error) {
 		return nil, nil, httperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the source spec is larger than 64 KiB", nil)
 	}
 	if !json.Valid(body) {
-		return nil, []error{errors.New("the body must be a source spec as a JSON object")}, nil
+		return &source.Config{}, []error{errors.New("the body must be a source spec as a JSON object")}, nil
 	}
 	if t := strings.TrimSpace(string(body)); !strings.HasPrefix(t, "{") {
-		return nil, []error{errors.New("the body must be a source spec as a JSON object")}, nil
+		return &source.Config{}, []error{errors.New("the body must be a source spec as a JSON object")}, nil
 	}
 	sc, err := source.ParseSpec(body, os.LookupEnv)
 	if err != nil {
-		return nil, specProblems(err), nil
+		// The check result still names the source when the spec does.
+		var named struct {
+			Name any `json:"name"`
+		}
+		_ = json.Unmarshal(body, &named)
+		name, _ := named.Name.(string)
+		if !source.ValidName(name) {
+			name = ""
+		}
+		return &source.Config{Name: name}, specProblems(err), nil
 	}
 	return sc, nil, nil
 }
@@ -145,5 +146,3 @@ func (v connView) Get(name string) (admin.Conn, bool) {
 	}
 	return admin.Conn{}, false
 }
-
-var _ = context.Background

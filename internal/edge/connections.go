@@ -323,10 +323,14 @@ func (s *Server) Connections() []admin.Conn {
 		if cf.WinnerPath != "" {
 			winner += " (" + cf.WinnerPath + ")"
 		}
-		out = append(out, admin.Conn{
+		conn := admin.Conn{
 			Name: cf.Entry.Name, Origin: cf.Entry.Origin, State: admin.StateConflict, LoadedAt: cf.Entry.LoadedAt,
 			Problems: []admin.Problem{{Error: "name_conflict", Message: fmt.Sprintf("the name is taken by origin %s, which wins", winner)}},
-		})
+		}
+		if sc, problems := parseEntry(cf.Entry); problems == nil {
+			conn.Provider, conn.Mode, conn.Bucket, conn.Prefix = sc.Provider, sc.Mode, sc.Bucket, sc.Prefix
+		}
+		out = append(out, conn)
 	}
 	c.mu.Unlock()
 	sort.SliceStable(out, func(i, j int) bool {
