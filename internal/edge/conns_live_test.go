@@ -508,7 +508,9 @@ func TestConnectionsPostgresThreeEdges(t *testing.T) {
 	upsert(pgSpec("other-bucket", "p2/", "redirect", "AKIDSECOND"))
 	converged("credentials", func(l string) bool { return strings.Contains(l, "AKIDSECOND") })
 	upsert(pgSpec("other-bucket", "p2/", "stream", "AKIDSECOND"))
-	converged("mode", func(l string) bool { return strings.HasPrefix(l, "502") || strings.HasPrefix(l, "504") || strings.HasPrefix(l, "503") })
+	converged("mode", func(l string) bool {
+		return strings.HasPrefix(l, "502") || strings.HasPrefix(l, "504") || strings.HasPrefix(l, "503")
+	})
 	// Admin sets agree.
 	sets := make([]string, len(edges))
 	for i, e := range edges {

@@ -160,17 +160,15 @@ func (r *Runner) AdminAddr() string {
 // ServeHTTP serves one request on the Server in force, counted on it so
 // that a replaced Server is closed only after its requests are done.
 func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	for {
-		s := r.cur.Load()
+	s := r.cur.Load()
+	s.inflight.Add(1)
+	for r.cur.Load() != s { // swapped meanwhile: use the new one
+		s.inflight.Add(-1)
+		s = r.cur.Load()
 		s.inflight.Add(1)
-		if r.cur.Load() != s { // swapped meanwhile: use the new one
-			s.inflight.Add(-1)
-			continue
-		}
-		defer s.inflight.Add(-1)
-		s.handler.ServeHTTP(w, req)
-		return
 	}
+	defer s.inflight.Add(-1) // a panicking handler (ErrAbortHandler) too
+	s.handler.ServeHTTP(w, req)
 }
 
 // Run serves on ln (and the admin listener when admin.listen is set) until
