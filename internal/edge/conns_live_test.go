@@ -781,3 +781,10 @@ sources:
 }
 
 var _ = signer.ProviderS3
+
+func removeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
