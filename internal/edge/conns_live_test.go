@@ -323,6 +323,8 @@ func TestConnectionsDirLive(t *testing.T) {
 	writeFile(t, file, vSpec(v, "conn-b", "no-slash-secretish", "redirect", "AKIDROTATED", "rotated-secret-0123456789"))
 	eventually(t, "invalid state", func() bool { return l.conn("live").State == "invalid" })
 	c := l.conn("live")
+	_, raw := l.adminDo(http.MethodGet, "/admin/v1/connections/live", adminToken, "")
+	t.Logf("GET /admin/v1/connections/live (invalid) -> %s", raw)
 	if len(c.Problems) == 0 || !strings.Contains(c.Problems[0].Message, "prefix") || strings.Contains(c.Problems[0].Message, "no-slash-secretish") {
 		t.Errorf("invalid problems: %+v", c.Problems)
 	}
