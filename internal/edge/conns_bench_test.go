@@ -158,5 +158,16 @@ func TestConnectionsScale(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Logf("one file changed among %d: applied in %s", n, time.Since(start))
+	t.Logf("one file changed among %d: applied in %s (file write to first request served)", n, time.Since(start))
+	// The edge's own share: one apply of a snapshot with one changed entry.
+	snap := r.watch.w.Snapshot()
+	for i := range snap {
+		if snap[i].Name == "c00001" {
+			snap[i].Data = []byte(body)
+			snap[i].Version = "changed-by-test"
+		}
+	}
+	start = time.Now()
+	r.Server().applyConnections(snap)
+	t.Logf("applyConnections of %d entries, one changed: %s", n, time.Since(start))
 }
