@@ -790,3 +790,41 @@ func removeFile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadConnectionsStore: a reload that moves the store to another
+// directory reads the new one before the swap: its connections answer as
+// soon as Reload returns, the old store's are gone, readiness holds.
+func TestReloadConnectionsStore(t *testing.T) {
+	spec := fmt.Sprintf("provider: s3\nbucket: b\nregion: eu-west-1\ncredentials: {type: static, access_key_id: %s, secret_access_key: %s}\n", testAKID, testSecKey)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(dirA, "a.yaml"), spec)
+	writeFile(t, filepath.Join(dirB, "b.yaml"), spec)
+	clk := newClock(t0)
+	mk := func(dir string) *Config {
+		c := &Config{
+			Auth:        auth.Config{Issuer: testIssuer, Audience: testAudience, Keys: []auth.KeyConfig{{ID: "k1", Alg: "HS256", Secret: testSecret}}},
+			Connections: connections.Config{Dir: dir},
+		}
+		c.Defaults()
+		return c
+	}
+	l := startLive(t, mk(dirA), clk.Now, testSecKey)
+	l.tok = signHS(t, claims(grant("a", ""), grant("b", "")))
+	eventually(t, "a served", func() bool { c, _, _, _ := l.get("/v1/s/a/k.jpg"); return c == 302 })
+	eventually(t, "ready", func() bool { c, _, _, _ := l.get("/readyz"); return c == 200 })
+	if err := l.r.Reload(context.Background(), mk(dirB)); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, _, _ := l.get("/v1/s/b/k.jpg"); c != 302 {
+		t.Errorf("b right after the reload: %d", c)
+	}
+	if c, _, _, _ := l.get("/v1/s/a/k.jpg"); c != 404 {
+		t.Errorf("a after the reload: %d", c)
+	}
+	if c, _, _, _ := l.get("/readyz"); c != 200 {
+		t.Errorf("readyz after the reload: %d", c)
+	}
+	// The new store is followed.
+	writeFile(t, filepath.Join(dirB, "a.yaml"), spec)
+	eventually(t, "a in the new store", func() bool { c, _, _, _ := l.get("/v1/s/a/k.jpg"); return c == 302 })
+}
