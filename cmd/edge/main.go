@@ -119,41 +119,62 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	cfg, err := loadConfig(*cfgPath)
+	path := *cfgPath
+	if path == "" {
+		path = os.Getenv("EDGE_CONFIG")
+	}
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	return runServer(ctx, cfg, edge.Options{}, stderr, func(ln net.Listener, log *zap.Logger) {
+	return runServer(ctx, cfg, edge.Options{}, stderr, path, func(ln net.Listener, log *zap.Logger) {
 		log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Int("sources", len(cfg.Sources)))
 	})
 }
 
 // runServer builds the logger and the server, listens, calls started,
 // and serves until ctx ends (SIGTERM, SIGINT); serve and demo share it.
-func runServer(ctx context.Context, cfg *edge.Config, opts edge.Options, stderr io.Writer, started func(net.Listener, *zap.Logger)) error {
+// With a config path, SIGHUP reloads that file (a bad one leaves the
+// running config in force).
+func runServer(ctx context.Context, cfg *edge.Config, opts edge.Options, stderr io.Writer, cfgPath string, started func(net.Listener, *zap.Logger)) error {
 	log, err := edge.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
 	opts.Logger = log
-	srv, err := edge.New(ctx, cfg, opts)
+	r, err := edge.NewRunner(ctx, cfg, opts, edge.RunnerOptions{})
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer func() { r.Server().Close() }()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
+	if cfgPath != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					log.Info("SIGHUP: reloading the config", zap.String("path", cfgPath))
+					_ = r.ReloadFile(ctx, cfgPath) // logged
+				}
+			}
+		}()
+	}
 	started(ln, log)
 	// Run returns once the requests in flight have finished and the audit
-	// trail has written what they queued (SIGTERM, SIGINT); Close, deferred,
-	// then finds nothing left to flush.
-	return srv.Run(ctx, ln)
+	// trail has written what they queued (SIGTERM, SIGINT).
+	return r.Run(ctx, ln)
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -172,7 +193,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	opts := demo.Options(tok, ttl, *listen)
-	return runServer(ctx, cfg, opts, stderr, func(ln net.Listener, _ *zap.Logger) {
+	return runServer(ctx, cfg, opts, stderr, "", func(ln net.Listener, _ *zap.Logger) {
 		base := "http://" + ln.Addr().String()
 		fmt.Fprintf(stdout, "edge demo listening on %s\n\n  open:   %s/demo\n  token:  %s\n  try:    curl -i '%s/v1/s/%s/gradient.png?token=%s'\n\n(access logs follow on stderr; Ctrl-C stops)\n",
 			base, base, tok, base, demo.Redirect, tok)

@@ -1,151 +1,41 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/edgeproxy/edge/internal/auth"
 	"github.com/edgeproxy/edge/internal/edge"
 	"github.com/edgeproxy/edge/internal/onboard"
-	"go.yaml.in/yaml/v3"
 )
 
 // errCheckFailed makes `edge check` exit 1 after printing its report.
 var errCheckFailed = errors.New("problems found (marked FAIL above)")
 
-// onboardConfig is the edge config plus what onboarding reads that the
-// edge config does not hold yet.
+// onboardConfig is the edge config, with the onboarding views of its
+// sources.
 type onboardConfig struct {
 	*edge.Config
-	Platform onboard.Platform
-	extra    map[string]sourceExtra // by source name
 }
 
-// sourceExtra holds the onboarding keys of one source.
-type sourceExtra struct {
-	Sync      bool   `yaml:"sync"`
-	KMSKeyARN string `yaml:"kms_key_arn"`
-}
-
-// loadOnboardConfig loads the config like every command, but first lifts
-// out `platform:` and each source's `sync` and `kms_key_arn`.
-//
-// TODO(lead): once edge.Config holds `Platform onboard.Platform
-// yaml:"platform"` and the source config holds Sync and KMSKeyARN, drop
-// this shim and map those fields in onboardSource directly.
+// loadOnboardConfig loads the config like every command: `platform`,
+// `sync` and `kms_key_arn` are keys of the edge config.
 func loadOnboardConfig(path string) (*onboardConfig, error) {
-	if path == "" {
-		path = os.Getenv("EDGE_CONFIG")
-	}
-	if path == "" {
-		return nil, usageError{errors.New("-config FILE (or EDGE_CONFIG) is required")}
-	}
-	data, err := os.ReadFile(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	oc := &onboardConfig{extra: map[string]sourceExtra{}}
-	var problems []error
-	if len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode {
-		m := root.Content[0]
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			switch m.Content[i].Value {
-			case "platform":
-				dec := m.Content[i+1]
-				if err := decodeKnown(dec, &oc.Platform); err != nil {
-					problems = append(problems, fmt.Errorf("platform: %v", err))
-				}
-				m.Content = append(m.Content[:i], m.Content[i+2:]...)
-				i -= 2
-			case "sources":
-				for _, s := range m.Content[i+1].Content {
-					liftSourceExtra(s, oc.extra)
-				}
-			}
-		}
-	}
-	stripped, err := yaml.Marshal(&root)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	cfg, err := edge.ParseConfig(stripped, os.LookupEnv)
-	if err != nil {
-		if len(problems) > 0 {
-			err = errors.Join(err, errors.Join(problems...))
-		}
-		return nil, err
-	}
-	oc.Platform.Defaults()
-	problems = append(problems, oc.Platform.Validate("platform")...)
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("config has problems:\n%w", errors.Join(problems...))
-	}
-	oc.Config = cfg
-	return oc, nil
-}
-
-// liftSourceExtra removes sync and kms_key_arn from one sources[] entry
-// and records them by the entry's name.
-func liftSourceExtra(s *yaml.Node, into map[string]sourceExtra) {
-	if s.Kind != yaml.MappingNode {
-		return
-	}
-	var name string
-	var ex sourceExtra
-	for i := 0; i+1 < len(s.Content); i += 2 {
-		k, v := s.Content[i].Value, s.Content[i+1]
-		switch k {
-		case "name":
-			name = v.Value
-		case "sync":
-			ex.Sync = v.Value == "true"
-			s.Content = append(s.Content[:i], s.Content[i+2:]...)
-			i -= 2
-		case "kms_key_arn":
-			ex.KMSKeyARN = os.ExpandEnv(v.Value)
-			s.Content = append(s.Content[:i], s.Content[i+2:]...)
-			i -= 2
-		}
-	}
-	into[name] = ex
-}
-
-func decodeKnown(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
+	return &onboardConfig{Config: cfg}, nil
 }
 
 // onboardSource maps one configured source into what onboarding takes.
 func (oc *onboardConfig) onboardSource(sc edge.SourceConfig) onboard.Source {
-	ex := oc.extra[sc.Name]
-	return onboard.Source{
-		Name:      sc.Name,
-		Config:    sc.Config,
-		Prefix:    sc.Prefix,
-		Mode:      sc.Mode,
-		Sync:      ex.Sync,
-		KMSKeyARN: ex.KMSKeyARN,
-		Origins:   oc.CORS.AllowedOrigins,
-	}
+	return edge.OnboardSource(oc.Config, sc)
 }
 
 func (oc *onboardConfig) source(name string) (edge.SourceConfig, bool) {

@@ -309,3 +309,32 @@ func (l *Loader[K, V]) Cached(key K, now time.Time) (V, time.Time, bool) {
 
 // Len is the number of cached values.
 func (l *Loader[K, V]) Len() int { return l.cache.Len() }
+
+// RemoveFunc removes every cached value whose key matches drop (a changed
+// or removed source's URLs) and returns how many it removed. It walks
+// every key: call it on a change, never on the request path.
+func (l *Loader[K, V]) RemoveFunc(drop func(K) bool) int { return l.cache.RemoveFunc(drop) }
+
+// RemoveFunc removes every entry whose key matches drop, one shard at a
+// time (each under its own lock, so readers never wait), and returns how
+// many it removed.
+func (c *Expiring[K, V]) RemoveFunc(drop func(K) bool) int {
+	removed := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for j := 0; j < len(s.ring); {
+			n := s.ring[j]
+			if !drop(n.key) {
+				j++
+				continue
+			}
+			if c.index.CompareAndDelete(n.key, n) {
+				removed++
+			}
+			s.drop(j) // the last node moved into slot j: look at it next
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}

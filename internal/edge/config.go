@@ -6,10 +6,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/edgeproxy/edge/internal/admin"
 	"github.com/edgeproxy/edge/internal/audit"
 	"github.com/edgeproxy/edge/internal/auth"
 	"github.com/edgeproxy/edge/internal/clientip"
+	"github.com/edgeproxy/edge/internal/connections"
 	"github.com/edgeproxy/edge/internal/limit"
+	"github.com/edgeproxy/edge/internal/onboard"
 	"github.com/edgeproxy/edge/internal/source"
 	"github.com/edgeproxy/edge/internal/stream"
 	"github.com/edgeproxy/edge/internal/yamlcfg"
@@ -30,6 +33,12 @@ type Config struct {
 	Audit audit.Config `yaml:"audit"`
 	// Limits are the per-subject budgets (429 rate_limited past them).
 	Limits limit.Config `yaml:"limits"`
+	// Connections are the stores of sources followed live (internal/connections).
+	Connections connections.Config `yaml:"connections"`
+	// Admin is the second listener, for the platform's backend (internal/admin).
+	Admin admin.Config `yaml:"admin"`
+	// Platform is the platform's own identity, for onboarding (internal/onboard).
+	Platform onboard.Platform `yaml:"platform"`
 }
 
 // LogConfig sets the JSON logger on stderr.
@@ -116,6 +125,9 @@ func (c *Config) Defaults() {
 	c.Stream.Defaults()
 	c.Audit.Defaults()
 	c.Limits.Defaults()
+	c.Connections.Defaults()
+	c.Admin.Defaults()
+	c.Platform.Defaults()
 	for i := range c.Sources {
 		c.Sources[i].Defaults()
 	}
@@ -157,8 +169,11 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Stream.Validate()...)
 	errs = append(errs, c.Audit.Validate("audit")...)
 	errs = append(errs, c.Limits.Validate("limits")...)
-	if len(c.Sources) == 0 {
-		bad("sources: at least one source is required")
+	errs = append(errs, c.Connections.Validate("connections")...)
+	errs = append(errs, c.Admin.Validate("admin")...)
+	errs = append(errs, c.Platform.Validate("platform")...)
+	if len(c.Sources) == 0 && !c.Connections.Enabled() {
+		bad("sources: at least one source is required (or a connections store)")
 	}
 	names := map[string]bool{}
 	for i := range c.Sources {

@@ -98,6 +98,19 @@ type Server struct {
 	watchDone chan struct{}
 	// auditOnce closes the audit trail once (Run's shutdown, then Close).
 	auditOnce sync.Once
+
+	opts       Options
+	configSrcs []*Source // the config's sources, in config order
+	conns      connState // the connections in force (connections.go)
+	// connsReady reports whether every connection store was read once;
+	// nil when none is configured.
+	connsReady func() bool
+	checkSem   chan struct{} // bounds background credential checks
+	startedAt  time.Time
+	closed     atomic.Bool
+	// inflight counts requests being served through a Runner, so a
+	// replaced Server is closed only once they are done.
+	inflight atomic.Int64
 }
 
 // New builds the server from a validated config: keys, signers,
@@ -115,6 +128,10 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		now:     opts.Now,
 		metrics: newMetrics(),
 		extra:   opts.Extra,
+		opts:    opts,
+		// Four checks at a time, as CheckReady.
+		checkSem:  make(chan struct{}, 4),
+		startedAt: opts.Now(),
 	}
 	if len(cfg.Server.TrustedProxies) > 0 {
 		var errs []error
@@ -143,8 +160,10 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if err := s.buildAuditAndLimits(cfg, opts); err != nil {
 		return nil, err
 	}
+	s.configSrcs = set.ordered
+	s.conns.live = map[string]*liveConn{}
 	s.buildCORS()
-	s.metricsH = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	s.setGatherer(nil)
 	s.recs.New = func() any { return new(recorder) }
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	notYet := "starting: auth keys not checked yet"
@@ -180,50 +199,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Metrics() http.Handler { return s.metricsH }
 
 // Run serves on ln until ctx is done, then shuts down gracefully: the
-// listener closes, requests in flight get ShutdownTimeout to finish.
+// listener closes, requests in flight get ShutdownTimeout to finish. It
+// also runs the connections watcher and the admin listener when they are
+// configured (a Runner without reloads).
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	sc := s.cfg.Server
-	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: sc.ReadHeaderTimeout,
-		IdleTimeout:       sc.IdleTimeout,
-		WriteTimeout:      sc.WriteTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
-		// Requests must outlive the signal: Shutdown lets them finish
-		// within ShutdownTimeout, so their context is not ctx's.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	// The watcher ends with Run, however Run ends (a Serve error too).
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	s.watchDone = make(chan struct{})
-	go func() {
-		defer close(s.watchDone)
-		s.watchReadiness(wctx)
-	}()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
+	r, err := newRunner(s, RunnerOptions{})
+	if err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	s.log.Info("shutting down", zap.Duration("grace", sc.ShutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.ShutdownTimeout)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	s.streams.Close()
-	if errors.Is(err, context.DeadlineExceeded) {
-		hs.Close()
-	}
-	// Every request has finished (or been cut): what they queued for the
-	// audit trail is written before Run returns.
-	s.flushAudit(sctx)
-	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
-		return e
-	}
-	return err
+	return r.Run(ctx, ln)
 }
 
 // watchReadiness checks the auth keys and every source's credentials at
@@ -253,7 +237,7 @@ func (s *Server) CheckReady(ctx context.Context) error {
 	if err := s.verifier.Check(ctx); err != nil {
 		authErr = fmt.Errorf("auth: %w", err)
 	} else if s.authChecked.CompareAndSwap(false, true) {
-		s.ready.Store(nil)
+		s.updateReady()
 	}
 	if authErr != nil && !s.authChecked.Load() {
 		msg := "auth keys (jwks_url) not usable yet (cause in the log)"
@@ -319,10 +303,38 @@ type fileSigner interface {
 	Open(name string) (fs.File, error)
 }
 
+// updateReady clears /readyz's cause once the auth keys were usable once
+// and every connection store was read once (after which a lost store
+// keeps the last connections and readiness).
+func (s *Server) updateReady() {
+	if !s.authChecked.Load() {
+		return // CheckReady says why
+	}
+	if s.connsReady != nil && !s.connsReady() {
+		msg := "starting: connection stores not read yet"
+		s.ready.Store(&msg)
+		return
+	}
+	s.ready.Store(nil)
+}
+
+// setGatherer serves /metrics from the server's registry and extra (the
+// Runner's, which outlives a SIGHUP).
+func (s *Server) setGatherer(extra prometheus.Gatherer) {
+	var g prometheus.Gatherer = s.metrics.reg
+	if extra != nil {
+		g = prometheus.Gatherers{s.metrics.reg, extra}
+	}
+	s.metricsH = promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
 // Close releases what the server holds: it writes what the audit trail
 // still queues (within server.shutdown_timeout) and closes the limiter's
 // Redis client. Call it once no request is being served.
 func (s *Server) Close() {
+	if !s.closed.CompareAndSwap(false, true) {
+		return
+	}
 	for _, src := range s.ordered {
 		if src.closer != nil {
 			src.closer.Close()

@@ -145,6 +145,26 @@ func (p *Proxy) AddSource(name string) *http.Transport {
 	return t
 }
 
+// RemoveSource drops the source's transport and closes its idle
+// connections (a removed connection). Streams in flight keep theirs.
+func (p *Proxy) RemoveSource(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.transports.Load()
+	t, ok := old[name]
+	if !ok {
+		return
+	}
+	next := make(map[string]*http.Transport, len(old))
+	for k, v := range old {
+		if k != name {
+			next[k] = v
+		}
+	}
+	p.transports.Store(&next)
+	t.CloseIdleConnections()
+}
+
 // Transport returns the source's shared transport, or nil when AddSource
 // was never called for it.
 func (p *Proxy) Transport(source string) *http.Transport {
