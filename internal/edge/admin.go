@@ -41,8 +41,12 @@ type AdminOptions struct {
 // in force through cur, so a SIGHUP's new config answers from then on.
 func registerAdmin(a *admin.Server, cur func() *Server, opts AdminOptions) {
 	admin.RegisterConnections(a, connView{cur})
-	// GET /admin/v1/connections/{name}/objects (the manifest) is added by
-	// the sync helper here, with a.Handle.
+	// The manifest, streamed as it is listed (ServeObjects writes nothing
+	// more once the stream has started, so admin renders only its early
+	// errors).
+	a.Handle(http.MethodGet, "/admin/v1/connections/{name}/objects", func(w http.ResponseWriter, r *http.Request) error {
+		return cur().ServeObjects(w, r, r.PathValue("name"))
+	})
 	a.Handle(http.MethodPost, "/admin/v1/check", func(w http.ResponseWriter, r *http.Request) error {
 		s := cur()
 		sc, problems, err := readSpec(r)

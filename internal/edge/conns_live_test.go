@@ -828,3 +828,42 @@ func TestReloadConnectionsStore(t *testing.T) {
 	writeFile(t, filepath.Join(dirB, "a.yaml"), spec)
 	eventually(t, "a in the new store", func() bool { c, _, _, _ := l.get("/v1/s/a/k.jpg"); return c == 302 })
 }
+
+// TestAdminObjects: the manifest route on the real admin listener: the
+// token is required, an unknown source is 404, and a file source's
+// objects come as JSON lines ending with the summary.
+func TestAdminObjects(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"imgs", "other"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(root, "imgs", "a.txt"), "hello")
+	writeFile(t, filepath.Join(root, "imgs", "b c.txt"), "world!")
+	writeFile(t, filepath.Join(root, "other", "x.txt"), "outside")
+	cfg := &Config{
+		Auth:    auth.Config{Issuer: testIssuer, Audience: testAudience, Keys: []auth.KeyConfig{{ID: "k1", Alg: "HS256", Secret: testSecret}}},
+		Sources: []SourceConfig{fileSource("local", root, "imgs/", ModeStream)},
+		Admin:   admin.Config{Listen: "127.0.0.1:0", Tokens: []string{adminToken}},
+	}
+	l := startLive(t, cfg, newClock(t0).Now)
+	if code, body := l.adminDo(http.MethodGet, "/admin/v1/connections/local/objects", "", ""); code != 401 || !strings.Contains(body, "admin_unauthorized") {
+		t.Errorf("without a token: %d %s", code, body)
+	}
+	if code, body := l.adminDo(http.MethodGet, "/admin/v1/connections/nope/objects", adminToken, ""); code != 404 || !strings.Contains(body, "unknown_source") {
+		t.Errorf("unknown source: %d %s", code, body)
+	}
+	code, body := l.adminDo(http.MethodGet, "/admin/v1/connections/local/objects", adminToken, "")
+	t.Logf("GET /admin/v1/connections/local/objects -> %d\n%s", code, body)
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if code != 200 || len(lines) != 3 ||
+		!strings.HasPrefix(lines[0], `{"key":"a.txt","size":5,`) ||
+		!strings.HasPrefix(lines[1], `{"key":"b c.txt","size":6,`) ||
+		!strings.HasPrefix(lines[2], `{"summary":{"objects":2,`) {
+		t.Errorf("manifest: %d\n%s", code, body)
+	}
+	if strings.Contains(body, "outside") || strings.Contains(body, "x.txt") {
+		t.Errorf("an object outside the prefix was listed:\n%s", body)
+	}
+}
