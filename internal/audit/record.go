@@ -1,11 +1,11 @@
 package audit
 
 import (
+	"github.com/edgeproxy/edge/internal/jsonstr"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Record is what the audit trail keeps of one object request (/v1/s, /v1/u,
@@ -86,9 +86,9 @@ func (e *entry) put(n int, s string) (int, uint16, string) {
 // or s when n is 0.
 func (e *entry) appendInline(dst []byte, off, n uint16, s string) []byte {
 	if n == 0 {
-		return appendQuoted(dst, s)
+		return jsonstr.Append(dst, s)
 	}
-	return appendQuoted(dst, e.arena[off:off+n])
+	return jsonstr.Append(dst, e.arena[off:off+n])
 }
 
 // AppendJSON appends r as one JSON object and a newline: the audit line.
@@ -111,19 +111,19 @@ func (e *entry) appendJSON(dst []byte, now time.Time) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
 	dst = append(dst, `","request_id":`...)
-	dst = appendQuoted(dst, r.RequestID)
+	dst = jsonstr.Append(dst, r.RequestID)
 	dst = append(dst, `,"subject":`...)
-	dst = appendQuoted(dst, r.Subject)
+	dst = jsonstr.Append(dst, r.Subject)
 	dst = append(dst, `,"issuer":`...)
-	dst = appendQuoted(dst, r.Issuer)
+	dst = jsonstr.Append(dst, r.Issuer)
 	dst = append(dst, `,"token_id":`...)
-	dst = appendQuoted(dst, r.TokenID)
+	dst = jsonstr.Append(dst, r.TokenID)
 	dst = append(dst, `,"source":`...)
 	dst = e.appendInline(dst, e.methodN, e.srcN, r.Source)
 	dst = append(dst, `,"key":`...)
 	dst = e.appendInline(dst, e.methodN+e.srcN, e.keyN, r.Key)
 	dst = append(dst, `,"mode":`...)
-	dst = appendQuoted(dst, r.Mode)
+	dst = jsonstr.Append(dst, r.Mode)
 	dst = append(dst, `,"method":`...)
 	dst = e.appendInline(dst, 0, e.methodN, r.Method)
 	dst = append(dst, `,"status":`...)
@@ -136,69 +136,4 @@ func (e *entry) appendJSON(dst []byte, now time.Time) []byte {
 	}
 	dst = append(dst, "\"}\n"...)
 	return dst
-}
-
-const hexDigits = "0123456789abcdef"
-
-// safe[c] is true for the ASCII bytes that need no escape in a JSON string.
-var safe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendQuoted is the JSON string escaper, generic so the arena's bytes
-// and strings share it without a conversion. It escapes like
-// encoding/json, minus the HTML escapes (the audit file is not HTML):
-// \" \\ \n \r \t, \u00XX for other control characters, \u2028 and
-// \u2029 (which break JavaScript parsers), U+FFFD for each invalid byte.
-func appendQuoted[S string | []byte](dst []byte, s S) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if safe[c] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		// At most 4 bytes: the conversion of a []byte is a copy on the
-		// stack, never an allocation.
-		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"github.com/edgeproxy/edge/internal/jsonstr"
 	"net/netip"
 	"strings"
 	"testing"
@@ -108,8 +109,8 @@ func TestAppendJSONEscapes(t *testing.T) {
 			// (minus its HTML escapes).
 			std, _ := json.Marshal(key)
 			stdS := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(std))
-			if got := string(appendQuoted(nil, key)); got != stdS {
-				t.Errorf("appendQuoted = %s, encoding/json = %s", got, stdS)
+			if got := string(jsonstr.Append(nil, key)); got != stdS {
+				t.Errorf("jsonstr.Append = %s, encoding/json = %s", got, stdS)
 			}
 		})
 	}

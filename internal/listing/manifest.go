@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgeproxy/edge/internal/jsonstr"
 	"io"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Change values of a manifest line written with Options.Since.
@@ -98,57 +98,8 @@ func appendSummary(dst []byte, s *Summary, withBytes bool) []byte {
 	return append(dst, "}}\n"...)
 }
 
-// appendString appends s as a JSON string, escaping as encoding/json
-// does ('"', '\\', control characters, U+2028 and U+2029; invalid UTF-8
-// becomes U+FFFD), except that <, > and & stay as they are.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			switch r {
-			case '\u2028':
-				dst = append(dst, `\u2028`...)
-			case '\u2029':
-				dst = append(dst, `\u2029`...)
-			default:
-				dst = append(dst, `\ufffd`...)
-			}
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendString appends s as a JSON string (internal/jsonstr).
+func appendString(dst []byte, s string) []byte { return jsonstr.Append(dst, s) }
 
 // OldEntry is one object of an older manifest.
 type OldEntry struct {
