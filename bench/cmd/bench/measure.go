@@ -45,7 +45,12 @@ type sample struct {
 }
 
 func (b *bench) edgeURL(source, key, token string) string {
-	u := "http://" + b.edgeAddr + "/v1/s/" + source + "/" + key
+	return edgeURLAt(b.edgeAddr, source, key, token)
+}
+
+// edgeURLAt is edgeURL on the edge listening at addr (a variant).
+func edgeURLAt(addr, source, key, token string) string {
+	u := "http://" + addr + "/v1/s/" + source + "/" + key
 	if token != "" {
 		u += "?token=" + url.QueryEscape(token)
 	}
@@ -115,6 +120,12 @@ func (b *bench) subjects() []*subject {
 		// elsewhere evicting. The first round fills the cache first.
 		{name: "edge-redirect-hit-full", srv: b.edge, skip: edgeSkip, conc: b.opts.conc, expect: 302,
 			args: b.fillThen(b.fixedFile("hit.txt", thumbs(func(i int) string { return b.edgeURL(srcRedirect, thumbKey(i), b.hsToken) })))},
+		// The hit path with the audit trail on (a file), and with it plus a
+		// per-subject limit set too high to refuse: their cost on a hit.
+		{name: "edge-redirect-hit-audit", srv: b.edgeAudit, skip: variantSkip(edgeSkip, b.edgeAudit), conc: b.opts.conc, expect: 302,
+			args: b.fixedFile("hit-audit.txt", thumbs(func(i int) string { return edgeURLAt(b.edgeAuditAddr, srcRedirect, thumbKey(i), b.hsToken) }))},
+		{name: "edge-redirect-hit-audit-limit", srv: b.edgeAuditLimit, skip: variantSkip(edgeSkip, b.edgeAuditLimit), conc: b.opts.conc, expect: 302,
+			args: b.fixedFile("hit-audit-limit.txt", thumbs(func(i int) string { return edgeURLAt(b.edgeAuditLimitAddr, srcRedirect, thumbKey(i), b.hsToken) }))},
 		{name: "edge-redirect-token-cold", srv: b.edge, skip: edgeSkip, conc: b.opts.conc, expect: 302,
 			args: func(_ context.Context, round int) ([]string, error) {
 				n := int(coldRate*(b.opts.warmup+b.opts.duration).Seconds()*1.3) + 1000
@@ -462,4 +473,16 @@ func (b *bench) fillCache(ctx context.Context) error {
 	}
 	logf("filled the URL cache with %d keys in %v", res.TotalSent, time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// variantSkip is why an edge variant's subject is skipped: the edge's own
+// reason, or that the variant did not start.
+func variantSkip(edgeSkip string, p *proc) string {
+	if edgeSkip != "" {
+		return edgeSkip
+	}
+	if p == nil {
+		return "this edge variant did not start (see the notes)"
+	}
+	return ""
 }

@@ -88,6 +88,8 @@ func (b *bench) ratios() []ratioRow {
 	le := func(t float64) func(float64) bool { return func(x float64) bool { return x <= t } }
 	rows := []ratioRow{
 		{"edge-redirect-hit / floor-302, req/s", "≥ 0.85", b.ratio("edge-redirect-hit", "floor-302", rps), ge(0.85)},
+		{"edge-redirect-hit-audit / edge-redirect-hit, req/s (audit to a file)", "≥ 0.90", b.ratio("edge-redirect-hit-audit", "edge-redirect-hit", rps), ge(0.9)},
+		{"edge-redirect-hit-audit-limit / edge-redirect-hit, req/s (audit + a local limit)", "≥ 0.90", b.ratio("edge-redirect-hit-audit-limit", "edge-redirect-hit", rps), ge(0.9)},
 		{"edge-redirect-hit / floor-302, p99 latency", "≤ 1.30", b.ratio("edge-redirect-hit", "floor-302", p99), le(1.3)},
 		{"edge-redirect-hit-full / floor-302, req/s (URL cache full)", "≥ 0.85", b.ratio("edge-redirect-hit-full", "floor-302", rps), ge(0.85)},
 		{"edge-redirect-hit-full / floor-302, p99 latency (URL cache full)", "≤ 1.30", b.ratio("edge-redirect-hit-full", "floor-302", p99), le(1.3)},

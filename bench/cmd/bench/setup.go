@@ -61,6 +61,10 @@ type bench struct {
 	edgeLogNote                                           string
 
 	versity, floor, edge, peer, nginx *proc
+	// The same edge with the audit trail to a file, and with it plus a
+	// per-subject limit (never reached): what each costs the hit path.
+	edgeAudit, edgeAuditLimit         *proc
+	edgeAuditAddr, edgeAuditLimitAddr string
 
 	hsToken  string // HS256 token covering both edge sources
 	edgeNote string // non-empty: the edge subjects are skipped, and why
@@ -108,6 +112,8 @@ func (b *bench) run(ctx context.Context) error {
 			b.edgeNote = "the edge did not start: " + firstLine(err.Error())
 			b.note("%s (full error in the log above)", b.edgeNote)
 			logf("%v", err)
+		} else {
+			b.startEdgeVariants(ctx)
 		}
 	}
 	if err := b.mintHSToken(ctx); err != nil {
@@ -129,7 +135,7 @@ func (b *bench) run(ctx context.Context) error {
 }
 
 func (b *bench) shutdown() {
-	for _, p := range []*proc{b.nginx, b.peer, b.edge, b.floor, b.versity} {
+	for _, p := range []*proc{b.nginx, b.peer, b.edge, b.edgeAudit, b.edgeAuditLimit, b.floor, b.versity} {
 		p.stop()
 	}
 	if b.tmp != "" && !b.opts.keep {
@@ -344,7 +350,7 @@ sources:
     mode: stream
     url_ttl: 1h
     credentials: {type: static, access_key_id: "${BENCH_S3_ACCESS_KEY}", secret_access_key: "${BENCH_S3_SECRET_KEY}"}
-`))
+{{.Extra}}`))
 
 func (b *bench) edgeEnv() []string {
 	return []string{
@@ -374,6 +380,7 @@ func (b *bench) startEdge(ctx context.Context) error {
 		"CacheMax": edgeCacheMax, "MaxConc": edgeMaxConc,
 		"SrcRedirect": srcRedirect, "SrcStream": srcStream,
 		"Bucket": bucket, "Region": region, "Endpoint": "http://" + b.versityAddr,
+		"Extra": "",
 	})
 	if err != nil {
 		return err
@@ -418,6 +425,58 @@ func (b *bench) startEdge(ctx context.Context) error {
 	}
 	b.note("the edge came up only on a second start; its log is in edge.log, not /dev/null")
 	return nil
+}
+
+// startEdgeVariants starts the audit variants of the edge: the same
+// config plus an audit file, and plus a limit that is never reached. A
+// variant that does not start is noted and its subject skipped.
+func (b *bench) startEdgeVariants(ctx context.Context) {
+	pub := filepath.Join(b.tmp, "es256.pub.pem")
+	variants := []struct {
+		name  string
+		extra string
+		p     **proc
+		addr  *string
+	}{
+		{"edge-audit", "audit: {file: \"" + filepath.Join(b.tmp, "audit.jsonl") + "\", max_size: 64MiB, max_files: 2}\n", &b.edgeAudit, &b.edgeAuditAddr},
+		{"edge-audit-limit", "audit: {file: \"" + filepath.Join(b.tmp, "audit-limit.jsonl") + "\", max_size: 64MiB, max_files: 2}\n" +
+			"limits: {per_subject: {rate: 100000000, burst: 100000000}}\n", &b.edgeAuditLimit, &b.edgeAuditLimitAddr},
+	}
+	for _, v := range variants {
+		addr, err := freeAddr()
+		if err != nil {
+			b.note("%s: %v", v.name, err)
+			continue
+		}
+		var cfg bytes.Buffer
+		if err := edgeConfigTmpl.Execute(&cfg, map[string]any{
+			"Listen": addr, "Issuer": tokenIssuer, "Audience": tokenAudience,
+			"HSID": hsKeyID, "ESID": esKeyID, "ESPub": pub,
+			"CacheMax": edgeCacheMax, "MaxConc": edgeMaxConc,
+			"SrcRedirect": srcRedirect, "SrcStream": srcStream,
+			"Bucket": bucket, "Region": region, "Endpoint": "http://" + b.versityAddr,
+			"Extra": v.extra,
+		}); err != nil {
+			b.note("%s: %v", v.name, err)
+			continue
+		}
+		path := filepath.Join(b.tmp, v.name+".yaml")
+		if err := os.WriteFile(path, cfg.Bytes(), 0o600); err != nil {
+			b.note("%s: %v", v.name, err)
+			continue
+		}
+		p, err := startProc(v.name, []string{b.bin["edge"], "serve", "-config", path, "-listen", addr}, b.edgeEnv(), b.tmp, "")
+		if err == nil {
+			err = p.waitReady(ctx, addr, 20*time.Second, nil)
+		}
+		if err != nil {
+			p.stop()
+			b.note("%s did not start: %v", v.name, err)
+			continue
+		}
+		logf("%s on %s (pid %d)", v.name, addr, p.pid())
+		*v.p, *v.addr = p, addr
+	}
 }
 
 // mintHSToken gets the HS256 token used by hit, miss, stream and the peer:
