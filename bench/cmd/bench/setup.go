@@ -440,7 +440,7 @@ func (b *bench) startEdgeVariants(ctx context.Context) {
 	}{
 		{"edge-audit", "audit: {file: \"" + filepath.Join(b.tmp, "audit.jsonl") + "\", max_size: 64MiB, max_files: 2}\n", &b.edgeAudit, &b.edgeAuditAddr},
 		{"edge-audit-limit", "audit: {file: \"" + filepath.Join(b.tmp, "audit-limit.jsonl") + "\", max_size: 64MiB, max_files: 2}\n" +
-			"limits: {per_subject: {rate: 100000000, burst: 100000000}}\n", &b.edgeAuditLimit, &b.edgeAuditLimitAddr},
+			"limits: {per_subject: {rate: 1000000, burst: 1000000}}\n", &b.edgeAuditLimit, &b.edgeAuditLimitAddr},
 	}
 	for _, v := range variants {
 		addr, err := freeAddr()
