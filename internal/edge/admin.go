@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/edgeproxy/edge/internal/admin"
@@ -103,7 +102,10 @@ func readSpec(r *http.Request) (*source.Config, []error, error) {
 	if t := strings.TrimSpace(string(body)); !strings.HasPrefix(t, "{") {
 		return &source.Config{}, []error{errors.New("the body must be a source spec as a JSON object")}, nil
 	}
-	sc, err := source.ParseSpec(body, os.LookupEnv)
+	// A POSTed spec comes from outside (often a customer's, forwarded):
+	// the edge's own environment (admin tokens, the DSN, cloud keys) never
+	// expands into it, or the answer would echo it.
+	sc, err := source.ParseSpec(body, func(string) (string, bool) { return "", false })
 	if err != nil {
 		// The check result still names the source when the spec does.
 		var named struct {

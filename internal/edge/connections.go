@@ -67,8 +67,15 @@ func (s *Server) applyConnections(entries []connections.Entry) {
 			continue
 		}
 		lc := &liveConn{entry: e}
-		if old != nil {
+		switch {
+		case old != nil && old.entry.Origin == e.Origin:
 			lc.src, lc.good = old.src, old.good
+		case old != nil && old.src != nil:
+			// The name moved to another origin (a file deleted, a table
+			// row winning now): the last good version was the other
+			// origin's, not this entry's, and goes.
+			retired = append(retired, old.src)
+			changed = true
 		}
 		next[e.Name] = lc
 		sc, problems := parseEntry(e)
@@ -184,6 +191,10 @@ func (s *Server) retire(old []*Source, removed []string) {
 		s.metrics.sourceUp.DeleteLabelValues(name)
 	}
 	time.AfterFunc(retireGrace, func() {
+		// Serialised with applies: one that brings the name back must
+		// not lose its stream transport to this timer.
+		s.conns.mu.Lock()
+		defer s.conns.mu.Unlock()
 		set := s.sources()
 		for _, src := range old {
 			if src.closer != nil {

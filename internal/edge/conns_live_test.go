@@ -867,3 +867,28 @@ func TestAdminObjects(t *testing.T) {
 		t.Errorf("an object outside the prefix was listed:\n%s", body)
 	}
 }
+
+// TestAdminSpecNoEnv: a POSTed spec never expands the edge's own
+// environment (admin tokens, DSN, cloud keys), or the policy answer would
+// echo it in an ARN.
+func TestAdminSpecNoEnv(t *testing.T) {
+	const leak = "env-secret-must-not-leak-0123456789"
+	t.Setenv("EDGE_TEST_LEAK", leak)
+	cfg := &Config{
+		Auth:    auth.Config{Issuer: testIssuer, Audience: testAudience, Keys: []auth.KeyConfig{{ID: "k1", Alg: "HS256", Secret: testSecret}}},
+		Sources: []SourceConfig{s3Source("stable", "stable-bucket", "s/")},
+		Admin:   admin.Config{Listen: "127.0.0.1:0", Tokens: []string{adminToken}},
+	}
+	cfg.Platform.AWSPrincipal = "arn:aws:iam::111122223333:role/edge"
+	l := startLive(t, cfg, newClock(t0).Now, testSecKey)
+	spec := `{"name":"x","provider":"s3","bucket":"b","region":"eu-west-1","prefix":"${EDGE_TEST_LEAK}/","credentials":{"type":"static","access_key_id":"A","secret_access_key":"B"}}`
+	for _, route := range []string{"/admin/v1/policy", "/admin/v1/check"} {
+		code, body := l.adminDo(http.MethodPost, route, adminToken, spec)
+		if strings.Contains(body, leak) {
+			t.Errorf("POST %s echoed the edge's environment: %d %s", route, code, body)
+		}
+		if !strings.Contains(body, "config_invalid") {
+			t.Errorf("POST %s with an unexpandable ${VAR}: %d %s, want config_invalid", route, code, body)
+		}
+	}
+}

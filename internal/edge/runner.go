@@ -330,6 +330,15 @@ func (r *Runner) Reload(ctx context.Context, cfg *Config) error {
 				for !g.w.Ready() && time.Now().Before(deadline) {
 					time.Sleep(10 * time.Millisecond)
 				}
+				if !g.w.Ready() {
+					// Swapping now would drop every connection and
+					// readiness: the running config stays.
+					g.stop()
+					ns.Close()
+					r.reloads.WithLabelValues("error").Inc()
+					r.log.Error("config reload refused: the new connection stores could not be read in 10 s; the running config stays in force")
+					return errors.New("connections: the new stores could not be read in 10 s")
+				}
 			}
 			newWatch = g
 		}
