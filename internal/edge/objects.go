@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/edgeproxy/edge/internal/assets"
 	"github.com/edgeproxy/edge/internal/httperr"
@@ -22,14 +21,7 @@ var objectChecks = sync.OnceValues(func() (*assets.Checker, *http.Client) {
 	if err != nil {
 		panic("assets.Defaults does not validate: " + err.Error())
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil // storage is reached directly, as the stream transport does
-	tr.MaxIdleConnsPerHost = 2 * c.Config().MaxConcurrent
-	return c, &http.Client{
-		Transport:     tr,
-		Timeout:       time.Minute, // per range read; a check's reads are bounded together too
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return c, listing.CheckClient(c)
 })
 
 // ServeObjects answers GET /admin/v1/connections/{name}/objects[?check=1]

@@ -31,6 +31,21 @@ const checkTimeout = 2 * time.Minute
 // 5xx or 429, or the connection fails.
 const rangeAttempts = 2
 
+// CheckClient is the storage client of checks with c: storage reached
+// directly (no proxy from the environment, as the stream transport does),
+// no redirect followed, a minute per range read, and kept-alive
+// connections for c's concurrency. Build it once and share it.
+func CheckClient(c *assets.Checker) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.MaxIdleConnsPerHost = 2 * c.Config().MaxConcurrent
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // NewCheck returns the check hook of one source for Options.Check: every
 // object is read through c (internal/assets) from as few bytes as its
 // format needs, and its *assets.Check goes into the manifest line.
@@ -56,13 +71,7 @@ func NewCheck(sg signer.Signer, prefix string, c *assets.Checker, client *http.C
 		now = time.Now
 	}
 	if client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 2 * c.Config().MaxConcurrent
-		client = &http.Client{
-			Transport:     tr,
-			Timeout:       time.Minute,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		client = CheckClient(c)
 	}
 	var open func(key string) rangeSource
 	switch s := sg.(type) {
