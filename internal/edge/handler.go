@@ -42,7 +42,11 @@ type recorder struct {
 	// clock: applied where the request waits (a signing, storage).
 	deadline time.Time
 	err      *Error
-	fields   [14]zap.Field // the access log line's, reused
+	// start is when the request began, on the server's clock: what a
+	// cache hit checks lifetimes against (one clock reading per request).
+	start  time.Time
+	fields [14]zap.Field // the access log line's through zap, reused
+	line   []byte        // the hand-written access line's buffer, kept across requests
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -90,9 +94,13 @@ var (
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rec := s.recs.Get().(*recorder)
-	*rec = recorder{ResponseWriter: w, route: routeOther}
+	*rec = recorder{ResponseWriter: w, route: routeOther, start: start, line: rec.line[:0]}
 	rec.id = s.requestID(rec, r)
-	rec.deadline = time.Now().Add(s.cfg.Server.RequestTimeout)
+	if s.realNow {
+		rec.deadline = start.Add(s.cfg.Server.RequestTimeout)
+	} else {
+		rec.deadline = time.Now().Add(s.cfg.Server.RequestTimeout)
+	}
 	defer func() {
 		// A panic (an aborted stream) still gets its log line and metric.
 		p := recover()
@@ -341,7 +349,7 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 	}
 	h := w.Header()
 	h["Location"] = p.location
-	h["Cache-Control"] = p.cacheControl(int64(p.until.Sub(s.now()) / time.Second))
+	h["Cache-Control"] = p.cacheControl(int64(p.until.Sub(w.start) / time.Second))
 	h["Referrer-Policy"] = hdrNoReferrer
 	w.WriteHeader(http.StatusFound)
 	return nil
@@ -405,7 +413,11 @@ func newCachedURL(p signer.Presigned, until, now time.Time) *cachedURL {
 // many requests miss at once).
 func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method, key string, forFetch bool) (*cachedURL, error) {
 	ck := urlKey{src: src, method: method, key: key}
-	if v, _, ok := s.urls.Cached(ck, s.now()); ok {
+	now := w.start // the request's clock reading; a caller without a request has none
+	if now.IsZero() {
+		now = s.now()
+	}
+	if v, _, ok := s.urls.Cached(ck, now); ok {
 		s.metrics.presignHit.Inc()
 		w.cache = "hit"
 		return v, nil
@@ -574,12 +586,25 @@ func (s *Server) finish(rec *recorder, r *http.Request, status int, start time.T
 		// Probes and scrapes every few seconds would drown the log.
 		lvl = zapcore.DebugLevel
 	}
-	ce := s.log.Check(lvl, "request")
+	method := logMethod(r.Method)
+	if s.line != nil {
+		if s.line.Enabled(lvl) {
+			s.line.write(rec, lvl, method, status, elapsed, now)
+		}
+		return
+	}
+	zapAccessLine(s.log, rec, lvl, method, status, elapsed)
+}
+
+// zapAccessLine writes the access line through log: for a logger that is
+// not NewLogger's (appendAccessLine writes the same bytes).
+func zapAccessLine(log *zap.Logger, rec *recorder, lvl zapcore.Level, method string, status int, elapsed time.Duration) {
+	ce := log.Check(lvl, "request")
 	if ce == nil {
 		return
 	}
 	fields := append(rec.fields[:0],
-		zap.String("method", logMethod(r.Method)),
+		zap.String("method", method),
 		zap.String("route", routeNames[rec.route]),
 		zap.Int("status", status),
 		zap.Duration("latency", elapsed),

@@ -73,7 +73,9 @@ type Options struct {
 type Server struct {
 	cfg      *Config
 	log      *zap.Logger
+	line     *lineCore // the hand-written access line's sink; nil: through zap
 	now      func() time.Time
+	realNow  bool // now is time.Now: one reading serves the request's deadline too
 	verifier *auth.Verifier
 	set      atomic.Pointer[sourceSet] // swapped whole; read without a lock
 	ids      idGen
@@ -119,13 +121,16 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if opts.Now == nil {
+	realNow := opts.Now == nil
+	if realNow {
 		opts.Now = time.Now
 	}
 	s := &Server{
 		cfg:     cfg,
 		log:     opts.Logger,
+		line:    accessLine(opts.Logger),
 		now:     opts.Now,
+		realNow: realNow,
 		metrics: newMetrics(),
 		extra:   opts.Extra,
 		opts:    opts,
@@ -370,7 +375,10 @@ func NewLogger(cfg LogConfig, out io.Writer) (*zap.Logger, error) {
 	}
 	// No caller (every access line has the same one, and runtime.Caller
 	// cost more than the rest of the line) and no stack traces.
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl), zap.ErrorOutput(locked)), nil
+	// The core also carries the sink for the hand-written access line
+	// (accesslog.go), which must match this encoder's output.
+	core := &lineCore{Core: zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl), out: ws, errOut: locked}
+	return zap.New(core, zap.ErrorOutput(locked)), nil
 }
 
 // PresignRef returns the URL the edge would redirect to for ref: SOURCE/KEY
