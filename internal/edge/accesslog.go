@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeproxy/edge/internal/jsonstr"
@@ -61,26 +62,31 @@ func appendAccessLine(b []byte, rec *recorder, lvl zapcore.Level, method string,
 	b = append(b, `{"level":"`...)
 	b = append(b, lvl.String()...)
 	b = append(b, `","ts":"`...)
-	b = now.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","msg":"request","method":`...)
-	b = jsonstr.Append(b, method)
-	b = append(b, `,"route":`...)
-	b = jsonstr.Append(b, routeNames[rec.route])
-	b = append(b, `,"status":`...)
+	b = appendRFC3339Nano(b, now)
+	// method (logMethod's), route, mode, cache and error codes are the
+	// edge's own constants and the request id is generated or checked by
+	// validRequestID: none needs escaping. Source names are validated
+	// too, but "(unknown)" and the rest go through jsonstr anyway.
+	b = append(b, `","msg":"request","method":"`...)
+	b = append(b, method...)
+	b = append(b, `","route":"`...)
+	b = append(b, routeNames[rec.route]...)
+	b = append(b, `","status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"latency":`...)
 	b = appendSeconds(b, elapsed)
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, rec.bytes, 10)
 	b = append(b, `,"request_id":`...)
-	b = jsonstr.Append(b, rec.id)
+	b = appendPlain(b, rec.id)
 	if rec.source != "" {
 		b = append(b, `,"source":`...)
 		b = jsonstr.Append(b, rec.source)
 	}
 	if rec.mode != modeNone {
-		b = append(b, `,"mode":`...)
-		b = jsonstr.Append(b, modeNames[rec.mode])
+		b = append(b, `,"mode":"`...)
+		b = append(b, modeNames[rec.mode]...)
+		b = append(b, '"')
 	}
 	if rec.subject != "" {
 		b = append(b, `,"subject":`...)
@@ -88,17 +94,90 @@ func appendAccessLine(b []byte, rec *recorder, lvl zapcore.Level, method string,
 	}
 	if rec.cache != "" {
 		b = append(b, `,"cache":`...)
-		b = jsonstr.Append(b, rec.cache)
+		b = appendPlain(b, rec.cache)
 	}
 	if rec.err != nil {
 		b = append(b, `,"error":`...)
-		b = jsonstr.Append(b, rec.err.Code)
+		b = appendPlain(b, rec.err.Code)
 		if rec.err.Err != nil {
 			b = append(b, `,"cause":`...)
 			b = jsonstr.Append(b, bound(Redact(rec.err.Err.Error()), maxLogCause))
 		}
 	}
 	return append(b, "}\n"...)
+}
+
+// appendPlain quotes s as is when no byte of it needs an escape (the
+// edge's own codes and ids), else escapes it with jsonstr.
+func appendPlain(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return jsonstr.Append(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// tsSecond is the formatted second the last access line fell in: its
+// "2006-01-02T15:04:05" and its zone ("Z" or "+01:00"), which stay the
+// same for every line within that second.
+type tsSecond struct {
+	unix int64
+	loc  *time.Location
+	date [19]byte
+	zone string
+}
+
+var lastSecond atomic.Pointer[tsSecond]
+
+// appendRFC3339Nano is t.AppendFormat(b, time.RFC3339Nano) with the
+// date and zone formatted once per second (FuzzRFC3339Nano checks it
+// against AppendFormat).
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	ts := lastSecond.Load()
+	if ts == nil || ts.unix != sec || ts.loc != loc {
+		// Once per second (and per zone): the one allocation.
+		full := t.AppendFormat(nil, time.RFC3339Nano)
+		if y := t.Year(); y < 0 || y > 9999 || len(full) < 20 {
+			return append(b, full...) // outside the four-digit years: as AppendFormat has it
+		}
+		ts = &tsSecond{unix: sec, loc: loc}
+		copy(ts.date[:], full)
+		zone := full[19:]
+		if len(zone) > 0 && zone[0] == '.' {
+			zone = zone[bytesIndexAny(zone):]
+		}
+		ts.zone = string(zone)
+		lastSecond.Store(ts)
+	}
+	b = append(b, ts.date[:]...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, ts.zone...)
+}
+
+// bytesIndexAny is where the zone starts after a fraction ('Z', '+', '-').
+func bytesIndexAny(s []byte) int {
+	for i, c := range s {
+		if c == 'Z' || c == '+' || c == '-' {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // appendSeconds is zap's SecondsDurationEncoder: float seconds, shortest

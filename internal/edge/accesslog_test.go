@@ -49,15 +49,15 @@ func TestAccessLineMatchesZap(t *testing.T) {
 		status  int
 		elapsed time.Duration
 	}{
-		{"hit", recorder{route: routeObject, mode: modeRedirect, source: "customer-a", subject: "annotator-17", cache: "hit", id: "ql7rad13-000000000000"}, zapcore.InfoLevel, "GET", 302, 734 * time.Microsecond},
-		{"stream with bytes", recorder{route: routeObject, mode: modeStream, source: "s", bytes: 1 << 20, id: "x"}, zapcore.InfoLevel, "HEAD", 200, 3 * time.Second},
-		{"no optional fields", recorder{route: routeOther, id: "id"}, zapcore.InfoLevel, "(other)", 404, 0},
-		{"ops at debug", recorder{route: routeOps, id: "id"}, zapcore.DebugLevel, "GET", 200, time.Nanosecond},
-		{"error without cause", recorder{route: routeObject, source: unknownSource, err: newError(404, "source_not_found", "m", nil), id: "id"}, zapcore.InfoLevel, "GET", 404, 12 * time.Millisecond},
-		{"error with cause", recorder{route: routeObject, source: "s", mode: modeStream, err: newError(502, "storage_error", "m", errors.New("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc123&x=1: dial tcp: refused")), id: "id"}, zapcore.ErrorLevel, "GET", 502, time.Minute},
-		{"escapes", recorder{route: routeObject, source: "s", subject: "a\"b\\c\n\r\t\x00\x1f\x7f é 😀 \xff<&>", err: newError(500, "internal", "m", errors.New("quote \" backslash \\ tab \t")), id: "id"}, zapcore.ErrorLevel, "GET", 500, 1500 * time.Microsecond},
-		{"long subject cut", recorder{route: routeObject, subject: strings.Repeat("s", 300), id: "id"}, zapcore.InfoLevel, "GET", 403, time.Second},
-		{"client closed", recorder{route: routeObject, err: newError(499, "client_closed", "m", nil), id: "id"}, zapcore.InfoLevel, "GET", 499, 5 * time.Second},
+		{"hit", recorder{reqState: reqState{route: routeObject, mode: modeRedirect, source: "customer-a", subject: "annotator-17", cache: "hit", id: "ql7rad13-000000000000"}}, zapcore.InfoLevel, "GET", 302, 734 * time.Microsecond},
+		{"stream with bytes", recorder{reqState: reqState{route: routeObject, mode: modeStream, source: "s", bytes: 1 << 20, id: "x"}}, zapcore.InfoLevel, "HEAD", 200, 3 * time.Second},
+		{"no optional fields", recorder{reqState: reqState{route: routeOther, id: "id"}}, zapcore.InfoLevel, "(other)", 404, 0},
+		{"ops at debug", recorder{reqState: reqState{route: routeOps, id: "id"}}, zapcore.DebugLevel, "GET", 200, time.Nanosecond},
+		{"error without cause", recorder{reqState: reqState{route: routeObject, source: unknownSource, err: newError(404, "source_not_found", "m", nil), id: "id"}}, zapcore.InfoLevel, "GET", 404, 12 * time.Millisecond},
+		{"error with cause", recorder{reqState: reqState{route: routeObject, source: "s", mode: modeStream, err: newError(502, "storage_error", "m", errors.New("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc123&x=1: dial tcp: refused")), id: "id"}}, zapcore.ErrorLevel, "GET", 502, time.Minute},
+		{"escapes", recorder{reqState: reqState{route: routeObject, source: "s", subject: "a\"b\\c\n\r\t\x00\x1f\x7f é 😀 \xff<&>", err: newError(500, "internal", "m", errors.New("quote \" backslash \\ tab \t")), id: "id"}}, zapcore.ErrorLevel, "GET", 500, 1500 * time.Microsecond},
+		{"long subject cut", recorder{reqState: reqState{route: routeObject, subject: strings.Repeat("s", 300), id: "id"}}, zapcore.InfoLevel, "GET", 403, time.Second},
+		{"client closed", recorder{reqState: reqState{route: routeObject, err: newError(499, "client_closed", "m", nil), id: "id"}}, zapcore.InfoLevel, "GET", 499, 5 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +77,7 @@ func FuzzAccessLine(f *testing.F) {
 	f.Add("annotator-17", "dial tcp: refused", "s", 302, int64(0), int64(734000), uint8(0))
 	f.Add("a\"\\\n\x00\xff\u2028", "X-Amz-Signature=abc&token=x", "", 502, int64(1<<40), int64(-5), uint8(7))
 	f.Fuzz(func(t *testing.T, subject, cause, source string, status int, size, latency int64, pick uint8) {
-		rec := recorder{route: int(pick) % numRoutes, mode: int(pick>>3) % numModes, source: source, subject: subject, bytes: size, id: "id-1"}
+		rec := recorder{reqState: reqState{route: int(pick) % numRoutes, mode: int(pick>>3) % numModes, source: source, subject: subject, bytes: size, id: "id-1"}}
 		if pick&0x40 != 0 {
 			rec.cache = "hit"
 		}
@@ -200,4 +200,25 @@ func TestRedirectHitAllocsAccessLog(t *testing.T) {
 	if allocs > maxRedirectHitAllocs {
 		t.Errorf("redirect hit with the access line allocates %.0f times per request, want at most %d", allocs, maxRedirectHitAllocs)
 	}
+}
+
+// FuzzRFC3339Nano: the access line's timestamp is AppendFormat's, for any
+// instant and zone, with the per-second cache warm or cold.
+func FuzzRFC3339Nano(f *testing.F) {
+	f.Add(int64(1796165715), int64(60708), 0)
+	f.Add(int64(1796165715), int64(0), 3600)
+	f.Add(int64(-62135596800), int64(999999999), -34200)
+	f.Add(int64(253402300800), int64(1), 0)
+	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int) {
+		loc := time.UTC
+		if offset != 0 {
+			loc = time.FixedZone("z", offset%(24*3600))
+		}
+		for _, tm := range []time.Time{time.Unix(sec, nsec).In(loc), time.Unix(sec, nsec+1).In(loc), time.Unix(sec+1, nsec).In(loc)} {
+			want := tm.AppendFormat(nil, time.RFC3339Nano)
+			if got := appendRFC3339Nano(nil, tm); !bytes.Equal(got, want) {
+				t.Fatalf("%v: got %s, want %s", tm, got, want)
+			}
+		}
+	})
 }
