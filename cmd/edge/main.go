@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/edgeproxy/edge/internal/auth"
 	"github.com/edgeproxy/edge/internal/demo"
 	"github.com/edgeproxy/edge/internal/edge"
@@ -145,6 +146,7 @@ func runServer(ctx context.Context, cfg *edge.Config, opts edge.Options, stderr 
 		return err
 	}
 	defer log.Sync()
+	tuneGC(log, os.Getenv, memlimit.FromCgroup)
 	opts.Logger = log
 	r, err := edge.NewRunner(ctx, cfg, opts, edge.RunnerOptions{})
 	if err != nil {
