@@ -75,6 +75,7 @@ var (
 	mbps  = func(s *sample) float64 { return s.res.MBps }
 	p99   = func(s *sample) float64 { return s.res.P99US }
 	rssKB = func(s *sample) float64 { return float64(s.rssKB) }
+	cpuUS = func(s *sample) float64 { return s.cpuUS }
 )
 
 type ratioRow struct {
@@ -94,6 +95,9 @@ func (b *bench) ratios() []ratioRow {
 		{"edge-redirect-hit-full / floor-302, req/s (URL cache full)", "≥ 0.85", b.ratio("edge-redirect-hit-full", "floor-302", rps), ge(0.85)},
 		{"edge-redirect-hit-full / floor-302, p99 latency (URL cache full)", "≤ 1.30", b.ratio("edge-redirect-hit-full", "floor-302", p99), le(1.3)},
 		{"edge-redirect-miss / floor-302, req/s", "≥ 0.70", b.ratio("edge-redirect-miss", "floor-302", rps), ge(0.7)},
+		{"edge-redirect-hit / floor-302, server CPU per request", "≤ 1.20", b.ratio("edge-redirect-hit", "floor-302", cpuUS), le(1.2)},
+		{"edge-redirect-hit-full / floor-302, server CPU per request (URL cache full)", "≤ 1.20", b.ratio("edge-redirect-hit-full", "floor-302", cpuUS), le(1.2)},
+		{"edge-redirect-miss / floor-302, server CPU per request", "≤ 1.80", b.ratio("edge-redirect-miss", "floor-302", cpuUS), le(1.8)},
 		{"edge-redirect-token-cold / floor-302, req/s", "reported", b.ratio("edge-redirect-token-cold", "floor-302", rps), nil},
 		{"edge-redirect-token-warm / edge-redirect-token-cold, req/s", "reported: what the verified-token cache saves", b.ratio("edge-redirect-token-warm", "edge-redirect-token-cold", rps), nil},
 		{"edge-redirect-token-warm / edge-redirect-hit, req/s", "≥ 0.90 (the bench's reading of \"the cache removes its cost\")", b.ratio("edge-redirect-token-warm", "edge-redirect-hit", rps), ge(0.9)},
@@ -103,6 +107,7 @@ func (b *bench) ratios() []ratioRow {
 		sz := sizeName(o.size)
 		rows = append(rows,
 			ratioRow{"edge-stream / peer-nginx, MB/s, " + humanSize(o.size), "≥ 1.00", b.ratio("edge-stream-"+sz, "peer-nginx-"+sz, mbps), ge(1)},
+			ratioRow{"edge-stream / peer-nginx, server CPU per MiB, " + humanSize(o.size), "≤ 1.00", b.ratio("edge-stream-"+sz, "peer-nginx-"+sz, cpuUS), le(1)},
 			ratioRow{"edge-stream / direct-get, MB/s, " + humanSize(o.size), "≥ 0.65", b.ratio("edge-stream-"+sz, "direct-get-"+sz, mbps), ge(0.65)},
 			ratioRow{"peer-nginx / direct-get, MB/s, " + humanSize(o.size), "reported", b.ratio("peer-nginx-"+sz, "direct-get-"+sz, mbps), nil},
 		)
@@ -222,7 +227,7 @@ func (b *bench) report() error {
 		b.row(&w, s, true)
 	}
 
-	p("\n## Ratios against the targets (issue 6)\n\n")
+	p("\n## Ratios against the targets (issues 6 and 14)\n\n")
 	p("| ratio | target | reached: median (min–max over rounds) | |\n")
 	p("|---|---|---:|---|\n")
 	for _, r := range b.ratios() {
