@@ -19,6 +19,7 @@ func gcState() (percent int, limit int64) {
 }
 
 func TestTuneGC(t *testing.T) {
+	stopGCTuner() // one another test's server started
 	p0, l0 := gcState()
 	t.Cleanup(func() { debug.SetGCPercent(p0); debug.SetMemoryLimit(l0) })
 	cases := []struct {
