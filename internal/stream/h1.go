@@ -47,6 +47,29 @@ type h1Conn struct {
 	// poisoned the connection's deadlines.
 	stop  func() bool
 	timer *time.Timer // closes the connection once idle too long
+	// limit bounds what br may read while it reads an answer's headers
+	// (maxResponseHeader, as the transport's MaxResponseHeaderBytes);
+	// afterwards it is unbounded.
+	limit int64
+}
+
+// maxResponseHeader bounds an answer's headers: object metadata is a few
+// KiB at most; a hostile or broken endpoint does not get more memory.
+const maxResponseHeader = 64 << 10
+
+var errAnswerHeaderTooLarge = errors.New("stream: storage's answer headers exceed 64 KiB")
+
+// Read is br's source: the connection, bounded while headers are read.
+func (hc *h1Conn) Read(p []byte) (int, error) {
+	if hc.limit <= 0 {
+		return 0, errAnswerHeaderTooLarge
+	}
+	if int64(len(p)) > hc.limit {
+		p = p[:hc.limit]
+	}
+	n, err := hc.c.Read(p)
+	hc.limit -= int64(n)
+	return n, err
 }
 
 // h1Readers recycles the 4 KiB read buffers of closed connections.
@@ -120,11 +143,13 @@ func (hc *h1Conn) exchange(req *http.Request, msg []byte, header time.Duration) 
 	if _, err := hc.c.Write(msg); err != nil {
 		return nil, err
 	}
+	hc.limit = maxResponseHeader + int64(hc.br.Size()) // what br reads ahead counts
 	for {
 		resp, err := http.ReadResponse(hc.br, req)
 		if err != nil {
 			return nil, err
 		}
+		hc.limit = 1<<63 - 1
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue // 100 Continue, 103 Early Hints: the answer follows
 		}
@@ -182,13 +207,14 @@ func (h *h1Client) get(ctx context.Context, addr string) (*h1Conn, error) {
 		c.Close()
 		return nil, errors.New("stream: storage connection is not TCP")
 	}
-	br, _ := h1Readers.Get().(*bufio.Reader)
-	if br == nil {
-		br = bufio.NewReaderSize(tc, 4<<10)
+	hc := &h1Conn{c: tc, addr: addr, owner: h}
+	hc.br, _ = h1Readers.Get().(*bufio.Reader)
+	if hc.br == nil {
+		hc.br = bufio.NewReaderSize(hc, 4<<10)
 	} else {
-		br.Reset(tc)
+		hc.br.Reset(hc)
 	}
-	return &h1Conn{c: tc, br: br, addr: addr, owner: h}, nil
+	return hc, nil
 }
 
 // put keeps hc for the next request to its address; false: the pool is
@@ -248,6 +274,9 @@ type h1Body struct {
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
+	if b.hc == nil {
+		return 0, errors.New("stream: read on a closed body")
+	}
 	n, err := b.r.Read(p)
 	if err == io.EOF {
 		b.eof = true

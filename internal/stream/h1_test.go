@@ -369,3 +369,41 @@ func TestSpliceFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestH1HeaderLimit: answer headers past 64 KiB are refused as the
+// transport's MaxResponseHeaderBytes refuses them (502), not buffered.
+func TestH1HeaderLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header int // bytes of headers storage sends
+		want   int
+	}{
+		{"small", 1 << 10, 200},
+		{"60k", 60 << 10, 200},
+		{"1m", 1 << 20, 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := rawUpstream(t, func(c net.Conn) {
+				readRequestHead(c)
+				bw := bufio.NewWriter(c)
+				bw.WriteString("HTTP/1.1 200 OK\r\n")
+				line := "X-Meta: " + string(bytes.Repeat([]byte("a"), 1000)) + "\r\n"
+				for n := 0; n < tc.header; n += len(line) {
+					bw.WriteString(line)
+				}
+				bw.WriteString("Content-Length: 2\r\n\r\nok")
+				bw.Flush()
+			})
+			p := newProxy(t, testConfig(), Options{})
+			s := throughWriter(t, p, "src", up, "splice")
+			resp, err := http.Get(s.URL + "/o")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d (X-Error %q), want %d", resp.StatusCode, resp.Header.Get("X-Error"), tc.want)
+			}
+		})
+	}
+}
