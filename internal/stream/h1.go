@@ -43,10 +43,11 @@ type h1Conn struct {
 	// closed it meanwhile: a request that gets no answer on it is retried
 	// once on a new connection, as the transport does).
 	reused bool
-	// stop detaches the request context's watcher; false: it fired and
-	// poisoned the connection's deadlines.
-	stop  func() bool
-	timer *time.Timer // closes the connection once idle too long
+	// stop detaches the request context's watcher (see detach); intact
+	// is false once it fired and poisoned the connection's deadlines.
+	stop   func() bool
+	intact bool
+	timer  *time.Timer // closes the connection once idle too long
 	// limit bounds what br may read while it reads an answer's headers
 	// (maxResponseHeader, as the transport's MaxResponseHeaderBytes);
 	// afterwards it is unbounded.
@@ -119,7 +120,7 @@ func (h *h1Client) roundTrip(ctx context.Context, req *http.Request, header time
 		if err != nil {
 			return nil, err
 		}
-		hc.stop = context.AfterFunc(ctx, hc.interrupt)
+		hc.stop, hc.intact = context.AfterFunc(ctx, hc.interrupt), true
 		resp, err := hc.exchange(req, msg, header)
 		if err == nil {
 			resp.Body = &h1Body{hc: hc, r: resp.Body, resp: resp, eof: resp.Body == http.NoBody}
@@ -163,14 +164,25 @@ func (hc *h1Conn) exchange(req *http.Request, msg []byte, header time.Duration) 
 
 func (hc *h1Conn) interrupt() { _ = hc.c.SetDeadline(aLongTimeAgo) }
 
+// detach stops the request context's watcher, as soon as the body has
+// been read to its end: a client that leaves once it has its last byte
+// (and cancels the request's context) no longer costs the connection.
+// It reports whether the watcher never fired.
+func (hc *h1Conn) detach() bool {
+	if hc.stop != nil {
+		hc.intact = hc.stop()
+		hc.stop = nil
+	}
+	return hc.intact
+}
+
 // release ends the connection's use by one request: back to the idle pool
 // when reuse holds and the request's context never interrupted it,
 // closed otherwise.
 func (hc *h1Conn) release(reuse bool) {
-	if hc.stop != nil && !hc.stop() {
+	if !hc.detach() {
 		reuse = false
 	}
-	hc.stop = nil
 	if !reuse || hc.br.Buffered() != 0 || hc.c.SetDeadline(time.Time{}) != nil || !hc.owner.put(hc) {
 		hc.close()
 	}
@@ -278,8 +290,9 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return 0, errors.New("stream: read on a closed body")
 	}
 	n, err := b.r.Read(p)
-	if err == io.EOF {
+	if err == io.EOF && !b.eof {
 		b.eof = true
+		b.hc.detach()
 	}
 	return n, err
 }

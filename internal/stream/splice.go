@@ -76,6 +76,7 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 	}
 	if sent == cl && hc.br.Buffered() == 0 {
 		hb.eof = true
+		hc.detach()
 		return nil
 	}
 	lr := &io.LimitedReader{R: hc.c}
@@ -121,5 +122,6 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 		panic(http.ErrAbortHandler) // the client's side failed
 	}
 	hb.eof = true
+	hc.detach()
 	return nil
 }
