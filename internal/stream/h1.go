@@ -81,7 +81,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func newH1Client(cfg Config) *h1Client {
 	return &h1Client{
-		dialer:  net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
+		// No TCP keepalive (four setsockopt calls per dial): a body is
+		// bounded by its per-chunk timeouts, an idle connection lives
+		// 90s and a dead one is retried; probes would find nothing sooner.
+		dialer:  net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: -1},
 		maxIdle: cfg.IdleConnsPerHost,
 		idleFor: 90 * time.Second,
 		idle:    map[string][]*h1Conn{},
