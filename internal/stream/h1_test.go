@@ -328,8 +328,18 @@ func TestSpliceFailures(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}, true, 0, true, 0},
+		{"slow_gaps", func(c net.Conn) {
+			// Gaps of half the timeout: never a stall, though each
+			// chunk's window ends while the next bytes are on their way.
+			readRequestHead(c)
+			io.WriteString(c, head)
+			for i := 0; i < 5; i++ {
+				c.Write(make([]byte, 20000))
+				time.Sleep(250 * time.Millisecond)
+			}
+		}, false, 100000, false, 0},
 		{"trickle", func(c net.Conn) {
-			// 100 KB over ~1.5s, never silent for the 300ms timeout, but
+			// 100 KB over ~1.5s, never silent for the 500ms timeout, but
 			// longer than it per chunk.
 			readRequestHead(c)
 			io.WriteString(c, head)
@@ -343,7 +353,7 @@ func TestSpliceFailures(t *testing.T) {
 			t.Parallel()
 			up := rawUpstream(t, tc.serve)
 			cfg := testConfig()
-			cfg.ResponseHeaderTimeout = 300 * time.Millisecond
+			cfg.ResponseHeaderTimeout = 500 * time.Millisecond
 			reg := prometheus.NewRegistry()
 			p := newProxy(t, cfg, Options{Registerer: reg, WriteTimeout: time.Minute})
 			s := throughWriter(t, p, "src", up, "splice")
@@ -405,5 +415,43 @@ func TestH1HeaderLimit(t *testing.T) {
 				t.Fatalf("got %d (X-Error %q), want %d", resp.StatusCode, resp.Header.Get("X-Error"), tc.want)
 			}
 		})
+	}
+}
+
+// TestSpliceStallAfterProgress: storage that sends, pauses, sends again
+// and then goes silent is aborted once it has been silent for
+// response_header_timeout, counted from its last byte, not from the
+// start of the chunk.
+func TestSpliceStallAfterProgress(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn) {
+		readRequestHead(c)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789")
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(c, "abcdefghij")
+		time.Sleep(2 * time.Second)
+	})
+	cfg := testConfig()
+	cfg.ResponseHeaderTimeout = 500 * time.Millisecond
+	p := newProxy(t, cfg, Options{Registerer: prometheus.NewRegistry(), WriteTimeout: time.Minute})
+	s := throughWriter(t, p, "src", up, "splice")
+	start := time.Now()
+	resp, err := http.Get(s.URL + "/o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if err == nil || string(body) != "0123456789abcdefghij" {
+		t.Fatalf("got %q, %v; want the 20 bytes and a broken transfer", body, err)
+	}
+	// Silent from 300ms on: not aborted before 800ms.
+	if took < 750*time.Millisecond || took > 2*time.Second {
+		t.Errorf("aborted after %v, want 800ms (silence from the last byte)", took)
+	}
+	t.Logf("aborted after %v", took)
+	waitIdle(t, p)
+	if got := testutil.ToFloat64(p.errs.midStream); got != 1 {
+		t.Errorf("mid_stream errors = %v, want 1", got)
 	}
 }

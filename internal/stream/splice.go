@@ -17,8 +17,11 @@ import (
 // buffer_size at a time; before each chunk the write deadline moves
 // (write_timeout, as in copyBody) and storage's read deadline too
 // (response_header_timeout): a chunk that times out on storage's side
-// after some bytes came is not a stall and the copy goes on, so storage
-// silent for response_header_timeout is aborted within twice that.
+// after some bytes came is not yet a stall: the kernel says how long
+// storage has been silent (TCP_INFO), and the copy goes on with what is
+// left of the timeout, so storage silent for response_header_timeout is
+// aborted then, as in copyBody (within twice that where TCP_INFO is
+// missing).
 // Failures after the status are aborts, as in copyBody: the client's
 // (gone, too slow) quietly, storage's (closed early, silent, reset)
 // counted and logged.
@@ -46,7 +49,7 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 	rc := http.NewResponseController(w)
 	deadlines := p.writeTimeout > 0
 	var wdl time.Time
-	moveDeadlines := func() {
+	moveDeadlines := func(read time.Duration) {
 		now := time.Now()
 		if deadlines {
 			wdl = now.Add(p.writeTimeout)
@@ -54,9 +57,9 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 				deadlines, wdl = false, time.Time{}
 			}
 		}
-		_ = hc.c.SetReadDeadline(now.Add(idle))
+		_ = hc.c.SetReadDeadline(now.Add(read))
 	}
-	moveDeadlines()
+	moveDeadlines(idle)
 	var sent int64
 	if first > 0 {
 		b, _ := hc.br.Peek(int(first))
@@ -81,6 +84,7 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 	}
 	lr := &io.LimitedReader{R: hc.c}
 	chunk := int64(p.cfg.BufferSize)
+	read := idle // the next chunk's wait for storage
 	for sent < cl {
 		if hc.br.Buffered() != 0 {
 			// More than the body came with the headers (never from a
@@ -88,7 +92,8 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 			p.abort(r.Context(), fetch, source, sent, errShortBody)
 		}
 		if sent > first {
-			moveDeadlines()
+			moveDeadlines(read)
+			read = idle
 		}
 		lr.N = min(cl-sent, chunk)
 		want := lr.N
@@ -111,7 +116,16 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 				panic(http.ErrAbortHandler)
 			}
 			if n > 0 {
-				continue // storage sent within this chunk: not a stall yet
+				// Storage sent within this chunk (the deadline also ran
+				// while the client took the bytes): silent for how long?
+				quiet, ok := sinceLastData(hc.c)
+				if !ok {
+					continue // cannot tell: one more window (twice the timeout at most)
+				}
+				if quiet < idle {
+					read = idle - quiet
+					continue
+				}
 			}
 			cancel(errStalled)
 			p.abort(r.Context(), fetch, source, sent, errStalled)
