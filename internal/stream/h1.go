@@ -264,13 +264,13 @@ func (h *h1Client) expire(hc *h1Conn) {
 	h.mu.Unlock()
 }
 
-// closeIdle closes the idle connections; with stop, no connection is kept
-// from now on (a removed source).
-func (h *h1Client) closeIdle(stop bool) {
+// shut closes the idle connections and keeps none from now on (a removed
+// source, a closed proxy).
+func (h *h1Client) shut() {
 	h.mu.Lock()
 	idle := h.idle
 	h.idle = map[string][]*h1Conn{}
-	h.closed = h.closed || stop
+	h.closed = true
 	h.mu.Unlock()
 	for _, l := range idle {
 		for _, hc := range l {

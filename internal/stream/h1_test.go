@@ -195,11 +195,13 @@ func TestH1ConnReuse(t *testing.T) {
 		name      string
 		close     bool
 		cut       bool // the client goes away after the first bytes
+		shut      bool // the proxy is closed first (a closed Server's)
 		wantConns int64
 	}{
-		{"keep_alive", false, false, 1},
-		{"connection_close", true, false, 3},
-		{"client_gone", false, true, 3},
+		{"keep_alive", false, false, false, 1},
+		{"connection_close", true, false, false, 3},
+		{"client_gone", false, true, false, 3},
+		{"proxy_closed", false, false, true, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			size := 64 << 10
@@ -209,6 +211,9 @@ func TestH1ConnReuse(t *testing.T) {
 			up, conns := countingUpstream(t, size, tc.close)
 			p := newProxy(t, testConfig(), Options{})
 			s := throughWriter(t, p, "src", up.URL, "splice")
+			if tc.shut {
+				p.Close()
+			}
 			for i := 0; i < 3; i++ {
 				c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 				resp, err := c.Get(s.URL + "/o")

@@ -170,7 +170,7 @@ func (p *Proxy) RemoveSource(name string) {
 	}
 	p.upstreams.Store(&next)
 	u.t.CloseIdleConnections()
-	u.h1.closeIdle(true)
+	u.h1.shut()
 }
 
 // Transport returns the source's shared transport, or nil when AddSource
@@ -182,11 +182,13 @@ func (p *Proxy) Transport(source string) *http.Transport {
 	return nil
 }
 
-// Close drops idle upstream connections.
+// Close drops idle upstream connections. The proxy still serves, but the
+// HTTP/1.1 client keeps no connection from now on: those that streams in
+// flight release are closed (a closed Server's proxy is never used again).
 func (p *Proxy) Close() {
 	for _, u := range *p.upstreams.Load() {
 		u.t.CloseIdleConnections()
-		u.h1.closeIdle(false)
+		u.h1.shut()
 	}
 }
 
