@@ -62,12 +62,19 @@ type Proxy struct {
 	sem          chan struct{}
 	bufs         sync.Pool
 
-	mu         sync.Mutex                                 // serialises AddSource
-	transports atomic.Pointer[map[string]*http.Transport] // copy on write: Serve reads without a lock
+	mu        sync.Mutex                           // serialises AddSource
+	upstreams atomic.Pointer[map[string]*upstream] // copy on write: Serve reads without a lock
 
 	active prometheus.Gauge
 	bytes  prometheus.Counter
 	errs   struct{ denied, status, unreachable, timeout, midStream prometheus.Counter }
+}
+
+// upstream is one source's clients: the shared transport, and for plain
+// http:// storage with no proxy the proxy's own HTTP/1.1 client (h1.go).
+type upstream struct {
+	t  *http.Transport
+	h1 *h1Client
 }
 
 // New builds the proxy. Transports are built by AddSource, once per source.
@@ -94,8 +101,8 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.errs.unreachable = errs.WithLabelValues("unreachable")
 	p.errs.timeout = errs.WithLabelValues("timeout")
 	p.errs.midStream = errs.WithLabelValues("mid_stream")
-	empty := map[string]*http.Transport{}
-	p.transports.Store(&empty)
+	empty := map[string]*upstream{}
+	p.upstreams.Store(&empty)
 	size := cfg.BufferSize
 	p.bufs.New = func() any { b := make([]byte, size); return &b }
 	if opts.Registerer != nil {
@@ -114,9 +121,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 func (p *Proxy) AddSource(name string) *http.Transport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := *p.transports.Load()
-	if t, ok := old[name]; ok {
-		return t
+	old := *p.upstreams.Load()
+	if u, ok := old[name]; ok {
+		return u.t
 	}
 	d := &net.Dialer{Timeout: p.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
@@ -136,12 +143,12 @@ func (p *Proxy) AddSource(name string) *http.Transport {
 		// passed through as stored.
 		DisableCompression: true,
 	}
-	next := make(map[string]*http.Transport, len(old)+1)
+	next := make(map[string]*upstream, len(old)+1)
 	for k, v := range old {
 		next[k] = v
 	}
-	next[name] = t
-	p.transports.Store(&next)
+	next[name] = &upstream{t: t, h1: newH1Client(p.cfg)}
+	p.upstreams.Store(&next)
 	return t
 }
 
@@ -150,31 +157,38 @@ func (p *Proxy) AddSource(name string) *http.Transport {
 func (p *Proxy) RemoveSource(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := *p.transports.Load()
-	t, ok := old[name]
+	old := *p.upstreams.Load()
+	u, ok := old[name]
 	if !ok {
 		return
 	}
-	next := make(map[string]*http.Transport, len(old))
+	next := make(map[string]*upstream, len(old))
 	for k, v := range old {
 		if k != name {
 			next[k] = v
 		}
 	}
-	p.transports.Store(&next)
-	t.CloseIdleConnections()
+	p.upstreams.Store(&next)
+	u.t.CloseIdleConnections()
+	u.h1.shut()
 }
 
 // Transport returns the source's shared transport, or nil when AddSource
 // was never called for it.
 func (p *Proxy) Transport(source string) *http.Transport {
-	return (*p.transports.Load())[source]
+	if u := (*p.upstreams.Load())[source]; u != nil {
+		return u.t
+	}
+	return nil
 }
 
-// Close drops idle upstream connections.
+// Close drops idle upstream connections. The proxy still serves, but the
+// HTTP/1.1 client keeps no connection from now on: those that streams in
+// flight release are closed (a closed Server's proxy is never used again).
 func (p *Proxy) Close() {
-	for _, t := range *p.transports.Load() {
-		t.CloseIdleConnections()
+	for _, u := range *p.upstreams.Load() {
+		u.t.CloseIdleConnections()
+		u.h1.shut()
 	}
 }
 
@@ -235,8 +249,8 @@ func (p *Proxy) release() {
 // transfer, never a short body presented as complete. The fetch runs under
 // the request's context: a client that goes away cancels it at once.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, f Fetch) error {
-	t := p.Transport(f.Source)
-	if t == nil {
+	up := (*p.upstreams.Load())[f.Source]
+	if up == nil {
 		return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error",
 			Err: fmt.Errorf("stream: source %q was never added", f.Source)}
 	}
@@ -272,12 +286,21 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, f Fetch) error {
 		// the body is then bounded per chunk instead.
 		dl := time.AfterFunc(time.Until(f.Deadline), func() { cancel(errRequestTimeout) })
 		defer dl.Stop()
-		resp, err := t.RoundTrip(req)
+		resp, err := p.roundTrip(ctx, up, req)
 		dl.Stop()
 		return p.answer(ctx, w, r, f.Source, resp, err, cancel)
 	}
-	resp, err := t.RoundTrip(req)
+	resp, err := p.roundTrip(ctx, up, req)
 	return p.answer(ctx, w, r, f.Source, resp, err, cancel)
+}
+
+// roundTrip fetches req with the proxy's own client where it applies (plain
+// http, no proxy), else with the source's transport.
+func (p *Proxy) roundTrip(ctx context.Context, up *upstream, req *http.Request) (*http.Response, error) {
+	if up.h1.handles(req) {
+		return up.h1.roundTrip(ctx, req, p.cfg.ResponseHeaderTimeout)
+	}
+	return up.t.RoundTrip(req)
 }
 
 // answer copies storage's answer (or maps its failure) to w.
@@ -331,6 +354,14 @@ func (p *Proxy) answer(ctx context.Context, w http.ResponseWriter, r *http.Reque
 // sent only once the first chunk has arrived, so storage that fails
 // before its first byte still gets a clean error answer.
 func (p *Proxy) copyBody(w http.ResponseWriter, r *http.Request, source string, resp *http.Response, cancel context.CancelCauseFunc) error {
+	if hb, ok := resp.Body.(*h1Body); ok && resp.ContentLength > 0 && len(resp.TransferEncoding) == 0 &&
+		r.ProtoMajor == 1 && r.TLS == nil {
+		// A plain HTTP/1.1 client connection: net/http's ReadFrom on it
+		// splices from a *net.TCPConn. A throttled writer hides ReadFrom.
+		if rf, ok := w.(io.ReaderFrom); ok {
+			return p.spliceBody(w, rf, r, source, resp, hb, cancel)
+		}
+	}
 	bp := p.bufs.Get().(*[]byte)
 	defer p.bufs.Put(bp)
 	buf := *bp
