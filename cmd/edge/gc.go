@@ -64,7 +64,7 @@ func tuneGC(log *zap.Logger, getenv func(string) string, provider memlimit.Provi
 		memlimit.WithLogger(slog.New(slog.DiscardHandler)),
 	)
 	switch {
-	case err != nil && !errors.Is(err, memlimit.ErrNoLimit):
+	case err != nil && !errors.Is(err, memlimit.ErrNoLimit) && !errors.Is(err, memlimit.ErrNoCgroup) && !errors.Is(err, memlimit.ErrCgroupsNotSupported):
 		fields = append(fields, zap.String("memory_limit_problem", err.Error()))
 	case limit > 0 && limit < math.MaxInt64:
 		fields = append(fields, zap.Int64("memory_limit_bytes", limit))

@@ -282,6 +282,7 @@ func (s *syncBuffer) String() string {
 // status.
 func runUntilReady(t *testing.T, addr string, args ...string) (stop func() int, stdout, stderr *syncBuffer) {
 	t.Helper()
+	t.Cleanup(stopGCTuner) // the server's GOGC tuner ends with the test
 	stdout, stderr = new(syncBuffer), new(syncBuffer)
 	done := make(chan int, 1)
 	go func() { done <- run(args, stdout, stderr) }()

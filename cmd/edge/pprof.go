@@ -18,10 +18,14 @@ func init() {
 	if addr == "" {
 		return
 	}
-	if host, _, err := net.SplitHostPort(addr); err != nil || !net.ParseIP(host).IsLoopback() {
+	if host, _, err := net.SplitHostPort(addr); err != nil || host != "localhost" && !net.ParseIP(host).IsLoopback() {
 		os.Stderr.WriteString("EDGE_PPROF_ADDR must be a loopback host:port\n")
 		os.Exit(2)
 	}
 	runtime.SetMutexProfileFraction(5)
-	go http.ListenAndServe(addr, nil)
+	go func() {
+		if err := http.ListenAndServe(addr, nil); err != nil {
+			os.Stderr.WriteString("EDGE_PPROF_ADDR: " + err.Error() + "\n")
+		}
+	}()
 }

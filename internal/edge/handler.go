@@ -52,9 +52,11 @@ type reqState struct {
 	// clock: applied where the request waits (a signing, storage).
 	deadline time.Time
 	err      *Error
-	// start is when the request began, on the server's clock: what a
-	// cache hit checks lifetimes against (one clock reading per request).
+	// start is when the request began, on the server's clock (latency,
+	// and the deadline when that clock is the real one); now is when
+	// presigned last read it, what Cache-Control counts from.
 	start time.Time
+	now   time.Time
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -357,7 +359,7 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 	}
 	h := w.Header()
 	h["Location"] = p.location
-	h["Cache-Control"] = p.cacheControl(int64(p.until.Sub(w.start) / time.Second))
+	h["Cache-Control"] = p.cacheControl(int64(p.until.Sub(w.now) / time.Second))
 	h["Referrer-Policy"] = hdrNoReferrer
 	w.WriteHeader(http.StatusFound)
 	return nil
@@ -421,11 +423,11 @@ func newCachedURL(p signer.Presigned, until, now time.Time) *cachedURL {
 // many requests miss at once).
 func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method, key string, forFetch bool) (*cachedURL, error) {
 	ck := urlKey{src: src, method: method, key: key}
-	now := w.start // the request's clock reading; a caller without a request has none
-	if now.IsZero() {
-		now = s.now()
-	}
-	if v, _, ok := s.urls.Cached(ck, now); ok {
+	// A fresh reading (authentication or a limiter may have waited since
+	// the request began): what the hit is checked against and what
+	// Cache-Control counts from.
+	w.now = s.now()
+	if v, _, ok := s.urls.Cached(ck, w.now); ok {
 		s.metrics.presignHit.Inc()
 		w.cache = "hit"
 		return v, nil
@@ -457,6 +459,7 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		}
 		return nil, newError(http.StatusBadGateway, "presign_failed", "the URL could not be signed", err)
 	}
+	w.now = s.now() // after the signing (or the wait for another's): max-age counts from here
 	if hit {
 		s.metrics.presignHit.Inc()
 		w.cache = "hit"

@@ -10,7 +10,7 @@
 //
 //	max(live × (1 + percent/100), floor)
 //
-// after every collection: the floor while the heap is small, Go's own
+// after collections (stacks and globals count, as the runtime counts them): the floor while the heap is small, Go's own
 // rule once it is large. It is what Uber's GOGC tuner does; no kept
 // library offers it alone, and it is a few lines on runtime/metrics and
 // runtime.AddCleanup. A memory limit (GOMEMLIMIT) still applies over it.
@@ -31,26 +31,33 @@ const minHeap = 4 << 20
 
 // Percent is the GOGC that makes the next heap goal about
 // max(live × (1 + percent/100), floor). The runtime's goal is
-// max(live × (1 + GOGC/100), 4 MiB × GOGC/100), so GOGC is bounded by
-// both terms: the first for a live heap of more than 4 MiB, the second
-// (the scaled minimum) below it and before the first collection.
-func Percent(live, floor uint64, percent int) int {
+//
+//	max(live + (live + stacks + globals) × GOGC/100, 4 MiB × GOGC/100)
+//
+// (runtime/mgcpacer.go: the scanned stacks and globals count as heap
+// since Go 1.18, and the 4 MiB minimum scales with GOGC), so GOGC is
+// bounded by both terms; scan is live + stacks + globals.
+func Percent(live, scan, floor uint64, percent int) int {
 	if floor <= live {
 		return percent
 	}
 	p := floor * 100 / minHeap // the scaled minimum reaches the floor
-	if live > 0 {
-		p = min(p, (floor-live)*100/live) // live × (1 + p/100) reaches it
+	if scan = max(scan, live); scan > 0 {
+		p = min(p, (floor-live)*100/scan) // live + scan × p/100 reaches it
 	}
 	return max(int(p), percent)
 }
 
-// Tuner adjusts GOGC after every collection until Stop.
+// Tuner adjusts GOGC after collections until Stop. It runs from a
+// cleanup on a sentinel re-armed each time; a sentinel allocated while a
+// cycle is marking survives that cycle, so it runs after every cycle or
+// every second one, and GOGC follows a growing live heap one cycle late
+// at most (the memory limit is what bounds a sudden growth).
 type Tuner struct {
 	floor   uint64
 	percent int
-	stopped atomic.Bool
-	mu      sync.Mutex // serialises adjust (cleanups may run concurrently)
+	mu      sync.Mutex // serialises adjust (cleanups may run concurrently) and Stop
+	stopped bool
 	last    int
 	sample  []metrics.Sample
 	adjusts atomic.Int64
@@ -59,7 +66,9 @@ type Tuner struct {
 // Start sets GOGC to percent with a heap goal of at least floor bytes,
 // re-tuned after every collection.
 func Start(percent int, floor uint64) *Tuner {
-	t := &Tuner{floor: floor, percent: percent, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	t := &Tuner{floor: floor, percent: percent, sample: []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"},
+	}}
 	t.adjust()
 	t.arm()
 	return t
@@ -72,39 +81,46 @@ type sentinel struct{ _ [32]byte }
 
 func (t *Tuner) arm() {
 	runtime.AddCleanup(new(sentinel), func(t *Tuner) {
-		if t.stopped.Load() {
-			return
+		if t.adjust() {
+			t.arm()
 		}
-		t.adjust()
-		t.arm()
 	}, t)
 }
 
-func (t *Tuner) adjust() {
+// adjust sets GOGC for the live heap now; false once stopped.
+func (t *Tuner) adjust() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	metrics.Read(t.sample)
-	var live uint64
-	if t.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = t.sample[0].Value.Uint64()
+	if t.stopped {
+		return false
 	}
-	p := Percent(live, t.floor, t.percent)
+	metrics.Read(t.sample)
+	var v [3]uint64
+	for i, s := range t.sample {
+		if s.Value.Kind() == metrics.KindUint64 {
+			v[i] = s.Value.Uint64()
+		}
+	}
+	p := Percent(v[0], v[0]+v[1]+v[2], t.floor, t.percent)
 	if p != t.last {
 		debug.SetGCPercent(p)
 		t.last = p
 	}
 	t.adjusts.Add(1)
+	return true
 }
 
-// Adjustments is how many times the tuner has run (one per collection).
+// Adjustments is how many times the tuner has run.
 func (t *Tuner) Adjustments() int64 { return t.adjusts.Load() }
 
 // Stop ends the tuning and sets GOGC back to percent.
 func (t *Tuner) Stop() {
-	if t.stopped.Swap(true) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
 		return
 	}
-	t.mu.Lock()
+	t.stopped = true
 	debug.SetGCPercent(t.percent)
-	t.mu.Unlock()
+	t.last = t.percent
 }
