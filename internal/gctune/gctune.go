@@ -1,19 +1,21 @@
 // Package gctune keeps the garbage collector's heap goal from falling
-// below a floor. Go's goal is the live heap times (1 + GOGC/100), at least
-// 4 MiB: an edge whose URL cache is still small has a live heap of a few
-// MiB and allocates ~2.6 KiB per request inside net/http, so at GOGC 100
-// it collected every ~1,500 requests, each collection costing the same
-// fixed work (stop the world twice, scan stacks and globals). A higher
-// GOGC for everything would multiply the heap of a full cache instead
-// (5x at 400: ~480 MB resident at 100,000 cached URLs). The tuner raises
-// GOGC only while the live heap is small, so the goal is
+// below a floor. Go's goal is about the live heap times (1 + GOGC/100), at
+// least 4 MiB: an edge whose URL cache is still small has a live heap of
+// a few MiB and allocates ~2.6 KiB per request inside net/http, so at
+// GOGC 100 it collected every ~1,500 requests, each collection costing
+// the same fixed work (stop the world twice, scan stacks and globals). A
+// higher GOGC for everything would multiply the heap of a full cache
+// instead (5x at 400: ~480 MB resident at 100,000 cached URLs). The tuner
+// raises GOGC only while the live heap is small, so that after each
+// collection the goal is about
 //
 //	max(live × (1 + percent/100), floor)
 //
-// after collections (stacks and globals count, as the runtime counts them): the floor while the heap is small, Go's own
-// rule once it is large. It is what Uber's GOGC tuner does; no kept
-// library offers it alone, and it is a few lines on runtime/metrics and
-// runtime.AddCleanup. A memory limit (GOMEMLIMIT) still applies over it.
+// (stacks and globals counted as the runtime counts them): the floor
+// while the heap is small, Go's own rule once it is large. It is what
+// Uber's GOGC tuner does; no kept library offers it alone, and it is a
+// few lines on runtime/metrics and runtime.AddCleanup. A memory limit
+// (GOMEMLIMIT) still applies over it.
 package gctune
 
 import (
