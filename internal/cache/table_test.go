@@ -1,0 +1,103 @@
+package cache
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// TestTableAgainstMap runs random puts, deletes and finds on one shard
+// table against a map. Hashes are chosen so that homes crowd into a few
+// slots at the end of the table: long probe runs that wrap around, which
+// is where backward-shift deletion can go wrong.
+func TestTableAgainstMap(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		slots int
+		homes int // distinct home slots used
+		ops   int
+	}{
+		{"one home", 16, 1, 20_000},
+		{"wrapping", 64, 6, 20_000},
+		{"spread", 64, 64, 20_000},
+		{"large", 1024, 40, 2_000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tt.slots*tt.homes)))
+			tab := newTable[int, int](tt.slots)
+			hash := func(k int) uint64 {
+				// Homes at the table's end; the same home for keys
+				// k and k+homes, different full hashes.
+				home := uint64(tt.slots-1-k%tt.homes) & tab.mask
+				return uint64(k)<<40 | home<<shardBits | uint64(k&(1<<shardBits-1))
+			}
+			in := map[int]*node[int, int]{}
+			keys := 3 * tt.slots / 4 // more keys than fit: puts of new keys stop at half full
+			for op := range tt.ops {
+				k := rng.IntN(keys)
+				switch rng.IntN(3) {
+				case 0: // put
+					if _, ok := in[k]; !ok && 2*(len(in)+1) > tt.slots {
+						continue
+					}
+					n := &node[int, int]{key: k, v: op, hash: hash(k)}
+					old := tab.put(n)
+					if old != in[k] {
+						t.Fatalf("op %d: put(%d) replaced %p, want %p", op, k, old, in[k])
+					}
+					in[k] = n
+				case 1: // delete
+					n, ok := in[k]
+					if !ok {
+						n = &node[int, int]{key: k, hash: hash(k)}
+					}
+					if got := tab.del(n); got != ok {
+						t.Fatalf("op %d: del(%d) = %v, want %v", op, k, got, ok)
+					}
+					delete(in, k)
+				case 2: // a stale node (replaced since) is not deleted
+					if n, ok := in[k]; ok {
+						if tab.del(&node[int, int]{key: k, hash: n.hash}) {
+							t.Fatalf("op %d: del of a node not in the table succeeded", op)
+						}
+					}
+				}
+				for k := range keys {
+					if got := tab.find(hash(k), k); got != in[k] {
+						t.Fatalf("op %d: find(%d) = %p, want %p", op, k, got, in[k])
+					}
+				}
+			}
+			used := 0
+			for i := range tab.slots {
+				if tab.slots[i].Load() != nil {
+					used++
+				}
+			}
+			if used != len(in) {
+				t.Errorf("%d slots used, want %d", used, len(in))
+			}
+		})
+	}
+}
+
+// TestShardTableGrows: a shard's table doubles as it fills and stays at
+// most half full, every entry findable, up to the shard's bound.
+func TestShardTableGrows(t *testing.T) {
+	c, _ := newExpiring[string, int](5000, 1)
+	s := &c.shards[0]
+	for i := range 5000 {
+		c.Add("k"+strconv.Itoa(i), i, t0.Add(1e9), t0)
+		if tab := s.tab.Load(); 2*len(s.ring) > len(tab.slots) {
+			t.Fatalf("%d entries in %d slots", len(s.ring), len(tab.slots))
+		}
+	}
+	if got, want := len(s.tab.Load().slots), 16384; got != want {
+		t.Errorf("%d slots for 5000 entries, want %d", got, want)
+	}
+	for i := range 5000 {
+		if v, ok := c.Get("k"+strconv.Itoa(i), t0); !ok || v != i {
+			t.Fatalf("k%d: %d, %v", i, v, ok)
+		}
+	}
+}
