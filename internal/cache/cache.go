@@ -147,7 +147,7 @@ type shard[K comparable, V any] struct {
 	ring  []*node[K, V]
 	hand  int
 	cap   int // this shard's share of the bound
-	calls map[K]*call[K, V]
+	calls map[uint64]*call[K, V] // by key hash, chained by next
 	_     [128 - 64]byte
 }
 
@@ -228,7 +228,11 @@ func (c *Expiring[K, V]) Get(k K, now time.Time) (V, bool) {
 // when remove is set (a Loader leaves it: a clock read later, inside the
 // flight, may still find it servable).
 func (c *Expiring[K, V]) get(k K, now time.Time, remove bool) *node[K, V] {
-	h := c.hash(k)
+	return c.getHashed(c.hash(k), k, now, remove)
+}
+
+// getHashed is get for k of hash h.
+func (c *Expiring[K, V]) getHashed(h uint64, k K, now time.Time, remove bool) *node[K, V] {
 	s := c.shard(h)
 	n := s.tab.Load().find(h, k)
 	if n == nil {
@@ -373,9 +377,40 @@ type Loader[K comparable, V any] struct {
 // (under the shard's lock), so a load nobody joins costs one allocation.
 type call[K comparable, V any] struct {
 	ctx  loadCtx // the load's
+	key  K
+	next *call[K, V] // the shard's next call whose key has the same hash
 	done chan struct{}
 	n    *node[K, V] // the result, once loaded
 	err  error
+}
+
+// flight returns the call in flight for key of hash h (s.mu held), or nil.
+func (s *shard[K, V]) flight(h uint64, key K) *call[K, V] {
+	for c := s.calls[h]; c != nil; c = c.next {
+		if c.key == key {
+			return c
+		}
+	}
+	return nil
+}
+
+// land removes c, of hash h, from the calls in flight (s.mu held).
+func (s *shard[K, V]) land(h uint64, c *call[K, V]) {
+	p := s.calls[h]
+	if p == c {
+		if c.next == nil {
+			delete(s.calls, h)
+		} else {
+			s.calls[h] = c.next
+		}
+		return
+	}
+	for ; p != nil; p = p.next {
+		if p.next == c {
+			p.next = c.next
+			return
+		}
+	}
 }
 
 var errLoadPanicked = errors.New("cache: the load panicked")
@@ -390,7 +425,7 @@ func NewLoader[K comparable, V any](size int) (*Loader[K, V], error) {
 		return nil, err
 	}
 	for i := range c.shards {
-		c.shards[i].calls = map[K]*call[K, V]{}
+		c.shards[i].calls = map[uint64]*call[K, V]{}
 	}
 	return &Loader[K, V]{cache: c, LoadTimeout: 30 * time.Second}, nil
 }
@@ -409,16 +444,28 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, loa
 // which never changes: a value type with an array in it (an HTTP header
 // value) can be sliced without a copy. The caller must not modify *v.
 func (l *Loader[K, V]) GetRef(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v *V, until time.Time, hit bool, err error) {
-	if n := l.cache.get(key, now(), false); n != nil {
+	h := l.cache.hash(key)
+	if n := l.cache.getHashed(h, key, now(), false); n != nil {
 		return &n.v, n.until, true, nil
 	}
+	return l.load(ctx, h, key, now, load)
+}
+
+// LoadRef is GetRef for a caller that has just found key missing
+// (CachedRef): it goes straight to the flight, which looks in the cache
+// once more before it loads. hit is always false.
+func (l *Loader[K, V]) LoadRef(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v *V, until time.Time, hit bool, err error) {
+	return l.load(ctx, l.cache.hash(key), key, now, load)
+}
+
+// load joins key's flight or starts one; h is key's hash.
+func (l *Loader[K, V]) load(ctx context.Context, h uint64, key K, now func() time.Time, load LoadFunc[V]) (v *V, until time.Time, hit bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, until, false, err
 	}
-	h := l.cache.hash(key)
 	s := l.cache.shard(h)
 	s.mu.Lock()
-	if c, ok := s.calls[key]; ok {
+	if c := s.flight(h, key); c != nil {
 		if c.done == nil {
 			c.done = make(chan struct{})
 		}
@@ -435,12 +482,12 @@ func (l *Loader[K, V]) GetRef(ctx context.Context, key K, now func() time.Time, 
 		}
 	}
 	// Until the load returns, joiners would see errLoadPanicked.
-	c := &call[K, V]{err: errLoadPanicked}
-	s.calls[key] = c
+	c := &call[K, V]{key: key, next: s.calls[h], err: errLoadPanicked}
+	s.calls[h] = c
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.calls, key)
+		s.land(h, c)
 		done := c.done
 		s.mu.Unlock()
 		if done != nil {
@@ -449,7 +496,7 @@ func (l *Loader[K, V]) GetRef(ctx context.Context, key K, now func() time.Time, 
 	}()
 	// Re-check inside the flight: a flight that finished just before this
 	// one started has filled the cache.
-	if n := l.cache.get(key, now(), false); n != nil {
+	if n := l.cache.getHashed(h, key, now(), false); n != nil {
 		c.n, c.err = n, nil
 		return &n.v, n.until, false, nil
 	}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -99,5 +100,40 @@ func TestShardTableGrows(t *testing.T) {
 		if v, ok := c.Get("k"+strconv.Itoa(i), t0); !ok || v != i {
 			t.Fatalf("k%d: %d, %v", i, v, ok)
 		}
+	}
+}
+
+// TestFlightsChained: calls in flight whose keys share a hash are chained
+// under it; each is found by its own key and lands without losing the
+// others, whatever the order.
+func TestFlightsChained(t *testing.T) {
+	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}, {1, 2, 0}} {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			s := &shard[string, int]{calls: map[uint64]*call[string, int]{}}
+			const h = 42
+			keys := []string{"a", "b", "c"}
+			calls := make([]*call[string, int], len(keys))
+			for i, k := range keys {
+				calls[i] = &call[string, int]{key: k, next: s.calls[h]}
+				s.calls[h] = calls[i]
+			}
+			landed := map[int]bool{}
+			for _, i := range order {
+				s.land(h, calls[i])
+				landed[i] = true
+				for j, k := range keys {
+					want := calls[j]
+					if landed[j] {
+						want = nil
+					}
+					if got := s.flight(h, k); got != want {
+						t.Fatalf("after landing %v: flight(%q) = %p, want %p", order, k, got, want)
+					}
+				}
+			}
+			if len(s.calls) != 0 {
+				t.Errorf("%d hashes left in flight", len(s.calls))
+			}
+		})
 	}
 }

@@ -428,7 +428,7 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 	if ck.head {
 		m = http.MethodHead
 	}
-	v, until, hit, err := s.urls.GetRef(ctx, ck, s.now, func(ctx context.Context) (cachedURL, time.Time, error) {
+	v, until, hit, err := s.urls.LoadRef(ctx, ck, s.now, func(ctx context.Context) (cachedURL, time.Time, error) {
 		// The signer says how long its URL may be handed out (window,
 		// margins, expiring credentials): the cache only keeps it so long.
 		p, err := src.signer.Presign(ctx, signer.Request{Method: m, Key: full,
