@@ -146,7 +146,7 @@ type shard[K comparable, V any] struct {
 	tab   atomic.Pointer[table[K, V]]
 	ring  []*node[K, V]
 	hand  int
-	cap   int // this shard's share of the bound
+	cap   int                    // this shard's share of the bound
 	calls map[uint64]*call[K, V] // by key hash, chained by next
 	_     [128 - 64]byte
 }
