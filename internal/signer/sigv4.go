@@ -37,6 +37,16 @@ type SigV4 struct {
 	region, service                 string
 	sseHeaderValues                 [3]string // algorithm, key, key MD5
 	key                             atomic.Pointer[sigv4Key]
+	// date is the last X-Amz-Date formatted: callers sign at the start
+	// of a signing window, so one instant serves a window's URLs, and
+	// formatting it was a fifth of a presign.
+	date atomic.Pointer[sigv4Date]
+}
+
+// sigv4Date is one signing instant (Unix seconds) as X-Amz-Date.
+type sigv4Date struct {
+	sec int64
+	amz [len(amzDateFormat)]byte
 }
 
 // SigV4Config is one bucket base: Path is the unescaped URL path every
@@ -124,8 +134,15 @@ var sigv4Bufs = sync.Pool{New: func() any {
 func (s *SigV4) Presign(r *SigV4Request) string {
 	b := sigv4Bufs.Get().(*sigv4Buf)
 	at := r.At.UTC()
-	var dateBuf [16]byte
-	amzDate := at.AppendFormat(dateBuf[:0], amzDateFormat)
+	var amzDate []byte
+	if d := s.date.Load(); d != nil && d.sec == at.Unix() {
+		amzDate = d.amz[:]
+	} else {
+		d := &sigv4Date{sec: at.Unix()}
+		if amzDate = at.AppendFormat(d.amz[:0], amzDateFormat); len(amzDate) == len(d.amz) {
+			s.date.Store(d) // (a year past 9999 does not fit, and is not kept)
+		}
+	}
 	day := amzDate[:8]
 
 	headers, signed, signedEsc := s.headers, s.signed, s.signedEscaped
