@@ -40,7 +40,8 @@ type SigV4 struct {
 	// date is the last X-Amz-Date formatted: callers sign at the start
 	// of a signing window, so one instant serves a window's URLs, and
 	// formatting it was a fifth of a presign.
-	date atomic.Pointer[sigv4Date]
+	date    atomic.Pointer[sigv4Date]
+	lastSec atomic.Int64 // the instant of the last date formatted
 }
 
 // sigv4Date is one signing instant (Unix seconds) as X-Amz-Date.
@@ -138,9 +139,13 @@ func (s *SigV4) Presign(r *SigV4Request) string {
 	if d := s.date.Load(); d != nil && d.sec == at.Unix() {
 		amzDate = d.amz[:]
 	} else {
-		d := &sigv4Date{sec: at.Unix()}
-		if amzDate = at.AppendFormat(d.amz[:0], amzDateFormat); len(amzDate) == len(d.amz) {
-			s.date.Store(d) // (a year past 9999 does not fit, and is not kept)
+		var buf [len(amzDateFormat)]byte
+		amzDate = at.AppendFormat(buf[:0], amzDateFormat)
+		// Kept when the instant comes a second time in a row (a signing
+		// window's), so that signing at a new instant every time costs
+		// no allocation either. A year past 9999 does not fit.
+		if sec := at.Unix(); s.lastSec.Swap(sec) == sec && len(amzDate) == len(buf) {
+			s.date.Store(&sigv4Date{sec: sec, amz: buf})
 		}
 	}
 	day := amzDate[:8]

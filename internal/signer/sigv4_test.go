@@ -275,3 +275,22 @@ func BenchmarkSigV4SDK(b *testing.B) {
 		sdkPresign(b, sdk, c)
 	}
 }
+
+// BenchmarkSigV4PresignWindow is the edge's miss: many keys signed at one
+// instant (the start of the signing window).
+func BenchmarkSigV4PresignWindow(b *testing.B) {
+	s := NewSigV4(SigV4Config{Scheme: "https", Host: "examplebucket.s3.eu-west-1.amazonaws.com", Path: "/", Region: "eu-west-1"})
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = "datasets/42/frames/" + strconv.Itoa(100000+i) + ".jpg"
+	}
+	req := SigV4Request{Method: "GET", At: time.Date(2013, 5, 24, 0, 0, 0, 0, time.UTC),
+		Expires: 3600, AccessKeyID: sv4AKID, SecretAccessKey: sv4Secret}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req.Key = keys[i%len(keys)]
+		i++
+		s.Presign(&req)
+	}
+}
