@@ -508,8 +508,8 @@ func (l *Loader[K, V]) load(ctx context.Context, h uint64, key K, now func() tim
 		return nil, until, false, c.err
 	}
 	c.n = n
-	if now().Before(n.until) {
-		l.cache.add(s, n, now())
+	if t := now(); t.Before(n.until) {
+		l.cache.add(s, n, t)
 	}
 	return &n.v, n.until, false, nil
 }
