@@ -203,3 +203,32 @@ func BenchmarkRedirectMissServe(b *testing.B) {
 		}
 	}
 }
+
+// TestCacheControl: the shared Cache-Control values are right for every
+// age, including ages that share a slot of the table, negative ones (a
+// URL at its serve limit) and fractions of a second (rounded down).
+func TestCacheControl(t *testing.T) {
+	n := time.Duration(len(maxAgeHeaders)) * time.Second
+	for _, tt := range []struct {
+		name string
+		ttl  time.Duration
+		want string
+	}{
+		{"zero", 0, "private, max-age=0"},
+		{"past", -5 * time.Second, "private, max-age=0"},
+		{"fraction", 1500 * time.Millisecond, "private, max-age=1"},
+		{"hour", time.Hour, "private, max-age=3600"},
+		{"slot 7", 7 * time.Second, "private, max-age=7"},
+		{"slot 7 again", n + 7*time.Second, "private, max-age=" + strconv.Itoa(len(maxAgeHeaders)+7)},
+		{"slot 7 back", 7 * time.Second, "private, max-age=7"},
+		{"week", 7 * 24 * time.Hour, "private, max-age=604800"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 2 { // built, then shared
+				if got := cacheControl(tt.ttl); len(got) != 1 || got[0] != tt.want {
+					t.Fatalf("cacheControl(%s) = %q, want %q", tt.ttl, got, tt.want)
+				}
+			}
+		})
+	}
+}
