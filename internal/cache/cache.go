@@ -2,12 +2,17 @@
 // verified tokens. Every value carries the instant until which it may be
 // served, so a cached URL is never handed out past its safe lifetime.
 //
-// A read (a hit) takes no lock: the index is a sync.Map, lock-free on
-// Load. Writes are sharded: a key's hash picks one of up to maxShards
-// shards, each with its own lock, its own share of the bound and its own
-// CLOCK eviction (an approximation of LRU), so no lock is process-wide.
-// Small caches (fewer than minShardEntries entries per shard) have fewer
-// shards, down to one.
+// A read (a hit) takes no lock. A key's hash picks one of up to maxShards
+// shards; each has its own write lock, its own share of the bound, its
+// own CLOCK eviction (an approximation of LRU) and its own index: an
+// open-addressing hash table (linear probing, at most half full) whose
+// slots are atomic pointers to immutable nodes, so a reader probes it
+// without a lock while the shard's writer changes it. No lock is
+// process-wide.
+//
+// Each entry is one node (its key, value, expiry and eviction state) in
+// one slot of its shard's table and ring: two pointers beside the node,
+// instead of the interface box, trie entry and trie nodes of a sync.Map.
 package cache
 
 import (
@@ -26,47 +31,149 @@ const (
 	// eviction order stays a good approximation of the global one at
 	// 100,000 entries.
 	maxShards = 64
+	// shardBits is log2(maxShards): a hash's low shardBits bits pick its
+	// shard, the bits above them its home slot in the shard's table.
+	shardBits = 6
 	// minShardEntries is the smallest share of the bound a shard gets.
 	minShardEntries = 1024
+	// minTableSlots is a shard table's first size; it doubles as the
+	// shard fills, up to twice the shard's share of the bound.
+	minTableSlots = 16
 )
 
-// node is one cached value. Its key, value and until never change after
-// it is published (a new Add makes a new node), so a reader holds no lock;
-// ref is the CLOCK bit a hit sets, idx its slot in its shard's ring
-// (guarded by the shard's lock).
+// node is one cached value. Its key, value, hash and until never change
+// after it is published (a new Add makes a new node), so a reader holds
+// no lock; ref is the CLOCK bit a hit sets, idx its slot in its shard's
+// ring (guarded by the shard's lock).
 type node[K comparable, V any] struct {
 	key   K
 	v     V
 	until time.Time
+	hash  uint64
 	ref   atomic.Bool
-	idx   int
+	idx   int32
 }
 
-type entry[V any] struct {
-	v     V
-	until time.Time
+// table is one shard's index: linear probing over a power-of-two number
+// of slots, at most half of them used, so every probe sequence ends at an
+// empty slot. Slots are written under the shard's lock and read without
+// it. A delete shifts the following nodes of its probe run back (no
+// tombstones); a reader racing a delete may miss a node that is being
+// moved, which only costs that caller a load (the Loader re-checks inside
+// its flight), never a wrong or expired value.
+type table[K comparable, V any] struct {
+	slots []atomic.Pointer[node[K, V]]
+	mask  uint64
 }
 
-// shard is one write lock, its share of the entries in a CLOCK ring, and
-// (in a Loader) its loads in flight, padded to keep neighbouring locks off
-// one cache line.
+func newTable[K comparable, V any](n int) *table[K, V] {
+	return &table[K, V]{slots: make([]atomic.Pointer[node[K, V]], n), mask: uint64(n - 1)}
+}
+
+func (t *table[K, V]) home(h uint64) uint64 { return (h >> shardBits) & t.mask }
+
+// find returns k's node, or nil. It takes no lock.
+func (t *table[K, V]) find(h uint64, k K) *node[K, V] {
+	i := t.home(h)
+	for range len(t.slots) {
+		n := t.slots[i].Load()
+		if n == nil {
+			return nil
+		}
+		if n.hash == h && n.key == k {
+			return n
+		}
+		i = (i + 1) & t.mask
+	}
+	return nil
+}
+
+// put stores n in the slot of the node with its key, or in the first
+// empty one of its probe run, and returns the node it replaced (shard
+// lock held; the table has room).
+func (t *table[K, V]) put(n *node[K, V]) *node[K, V] {
+	i := t.home(n.hash)
+	for {
+		o := t.slots[i].Load()
+		if o == nil {
+			t.slots[i].Store(n)
+			return nil
+		}
+		if o.hash == n.hash && o.key == n.key {
+			t.slots[i].Store(n)
+			return o
+		}
+		i = (i + 1) & t.mask
+	}
+}
+
+// del removes n if it is in the table (shard lock held) and reports
+// whether it was, shifting back the nodes after it that may move
+// (backward-shift deletion).
+func (t *table[K, V]) del(n *node[K, V]) bool {
+	i := t.home(n.hash)
+	for {
+		o := t.slots[i].Load()
+		if o == nil {
+			return false
+		}
+		if o == n {
+			break
+		}
+		i = (i + 1) & t.mask
+	}
+	for j := (i + 1) & t.mask; ; j = (j + 1) & t.mask {
+		m := t.slots[j].Load()
+		if m == nil {
+			break
+		}
+		// m may fill the hole at i unless its home lies cyclically in
+		// (i, j]: then it would sit before its home.
+		if h := t.home(m.hash); (j-h)&t.mask >= (j-i)&t.mask {
+			t.slots[i].Store(m) // m is in both slots until j is refilled
+			i = j
+		}
+	}
+	t.slots[i].Store(nil)
+	return true
+}
+
+// shard is one write lock, its index, its share of the entries in a CLOCK
+// ring, and (in a Loader) its loads in flight, padded to keep
+// neighbouring locks off one cache line.
 type shard[K comparable, V any] struct {
 	mu    sync.Mutex
+	tab   atomic.Pointer[table[K, V]]
 	ring  []*node[K, V]
 	hand  int
-	cap   int // this shard's share of the bound
-	calls map[K]*call[V]
-	_     [128 - 56]byte
+	cap   int                    // this shard's share of the bound
+	calls map[uint64]*call[K, V] // by key hash, chained by next
+	_     [128 - 64]byte
+}
+
+// grow makes room for one more node (s.mu held): the table doubles when
+// it would be more than half full.
+func (s *shard[K, V]) grow() *table[K, V] {
+	t := s.tab.Load()
+	if 2*(len(s.ring)+1) <= len(t.slots) {
+		return t
+	}
+	nt := newTable[K, V](2 * len(t.slots))
+	for _, n := range s.ring {
+		nt.put(n)
+	}
+	// A reader still on the old table sees it as it was: at worst a miss.
+	s.tab.Store(nt)
+	return nt
 }
 
 // Expiring is a bounded cache whose entries expire at their own time. A
-// read takes no lock: the index is a sync.Map (a concurrent hash trie,
-// lock-free on Load), and a hit only sets its entry's reference bit.
-// Writes go to one of up to maxShards shards by key hash, each holding
-// its share of the bound and evicting by CLOCK (second chance: an entry
-// read since the hand last passed survives it), an approximation of LRU.
+// read takes no lock: it probes its shard's table, and a hit only sets
+// its entry's reference bit. Writes go to one of up to maxShards shards
+// by key hash, each holding its share of the bound and evicting by CLOCK
+// (second chance: an entry read since the hand last passed survives it),
+// an approximation of LRU.
 type Expiring[K comparable, V any] struct {
-	index  sync.Map // K -> *node[K, V]
 	seed   maphash.Seed
 	mask   uint64
 	shards []shard[K, V]
@@ -84,8 +191,12 @@ func NewExpiring[K comparable, V any](size int) (*Expiring[K, V], error) {
 	return newExpiring[K, V](size, n)
 }
 
-// newExpiring returns a cache of size entries in n shards, n a power of two.
+// newExpiring returns a cache of size entries in n shards, n a power of
+// two no greater than maxShards.
 func newExpiring[K comparable, V any](size, n int) (*Expiring[K, V], error) {
+	if n > maxShards {
+		return nil, fmt.Errorf("cache: at most %d shards", maxShards)
+	}
 	c := &Expiring[K, V]{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard[K, V], n)}
 	for i := range c.shards {
 		// The shares add up to size exactly.
@@ -94,60 +205,60 @@ func newExpiring[K comparable, V any](size, n int) (*Expiring[K, V], error) {
 			share++
 		}
 		c.shards[i].cap = share
+		c.shards[i].tab.Store(newTable[K, V](minTableSlots))
 	}
 	return c, nil
 }
 
-func (c *Expiring[K, V]) shard(k K) *shard[K, V] {
-	if c.mask == 0 {
-		return &c.shards[0]
-	}
-	return &c.shards[maphash.Comparable(c.seed, k)&c.mask]
-}
+func (c *Expiring[K, V]) hash(k K) uint64 { return maphash.Comparable(c.seed, k) }
+
+func (c *Expiring[K, V]) shard(h uint64) *shard[K, V] { return &c.shards[h&c.mask] }
 
 // Get returns the value for k if it is still servable at now. An expired
 // entry is removed.
 func (c *Expiring[K, V]) Get(k K, now time.Time) (V, bool) {
-	e, ok := c.get(k, now, true)
-	return e.v, ok
+	if n := c.get(k, now, true); n != nil {
+		return n.v, true
+	}
+	var zero V
+	return zero, false
 }
 
-// get returns k's entry while servable at now; one that is not is removed
+// get returns k's node while servable at now; one that is not is removed
 // when remove is set (a Loader leaves it: a clock read later, inside the
 // flight, may still find it servable).
-func (c *Expiring[K, V]) get(k K, now time.Time, remove bool) (entry[V], bool) {
-	x, ok := c.index.Load(k)
-	if !ok {
-		return entry[V]{}, false
+func (c *Expiring[K, V]) get(k K, now time.Time, remove bool) *node[K, V] {
+	return c.getHashed(c.hash(k), k, now, remove)
+}
+
+// getHashed is get for k of hash h.
+func (c *Expiring[K, V]) getHashed(h uint64, k K, now time.Time, remove bool) *node[K, V] {
+	s := c.shard(h)
+	n := s.tab.Load().find(h, k)
+	if n == nil {
+		return nil
 	}
-	n := x.(*node[K, V])
 	if !now.Before(n.until) {
 		if remove {
-			c.remove(n)
+			s.mu.Lock()
+			if s.tab.Load().del(n) {
+				s.drop(int(n.idx))
+			}
+			s.mu.Unlock()
 		}
-		return entry[V]{}, false
+		return nil
 	}
 	if !n.ref.Load() {
 		n.ref.Store(true) // written once per pass of the hand, not per hit
 	}
-	return entry[V]{v: n.v, until: n.until}, true
-}
-
-// remove drops n if it is still k's entry.
-func (c *Expiring[K, V]) remove(n *node[K, V]) {
-	s := c.shard(n.key)
-	s.mu.Lock()
-	if c.index.CompareAndDelete(n.key, n) {
-		s.drop(n.idx)
-	}
-	s.mu.Unlock()
+	return n
 }
 
 // drop removes the ring's slot i (s.mu held): the last node takes its place.
 func (s *shard[K, V]) drop(i int) {
 	last := len(s.ring) - 1
 	s.ring[i] = s.ring[last]
-	s.ring[i].idx = i
+	s.ring[i].idx = int32(i)
 	s.ring[last] = nil
 	s.ring = s.ring[:last]
 	if s.hand >= len(s.ring) {
@@ -160,34 +271,42 @@ func (c *Expiring[K, V]) Add(k K, v V, until time.Time, now time.Time) {
 	if !now.Before(until) {
 		return
 	}
-	s := c.shard(k)
-	n := &node[K, V]{key: k, v: v, until: until}
+	h := c.hash(k)
+	c.add(c.shard(h), &node[K, V]{key: k, v: v, until: until, hash: h}, now)
+}
+
+// add publishes n in s, replacing its key's node or evicting one when s
+// is full.
+func (c *Expiring[K, V]) add(s *shard[K, V], n *node[K, V], now time.Time) {
 	s.mu.Lock()
-	if old, loaded := c.index.Swap(k, n); loaded {
-		o := old.(*node[K, V])
-		n.idx = o.idx
-		s.ring[o.idx] = n
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	t := s.tab.Load()
+	if old := t.find(n.hash, n.key); old != nil {
+		n.idx = old.idx
+		t.put(n)
+		s.ring[old.idx] = n
 		return
 	}
 	if len(s.ring) >= s.cap {
 		// The new node takes the evicted one's slot, behind the hand: it
 		// is the last the hand reaches.
-		n.idx = c.evict(s, now)
-		s.ring[n.idx] = n
-		s.mu.Unlock()
+		i := c.evict(s, t, now)
+		n.idx = int32(i)
+		s.ring[i] = n
+		t.put(n)
 		return
 	}
-	n.idx = len(s.ring)
+	t = s.grow()
+	n.idx = int32(len(s.ring))
 	s.ring = append(s.ring, n)
-	s.mu.Unlock()
+	t.put(n)
 }
 
-// evict removes one entry of s (s.mu held) and returns its slot, now
-// empty, for the caller to fill: the first expired entry or the first not
+// evict removes one entry of s (s.mu held) and returns its ring slot, now
+// to be filled by the caller: the first expired entry or the first not
 // read since the hand last passed, clearing the bits it passes. Two turns
 // of the hand always find one.
-func (c *Expiring[K, V]) evict(s *shard[K, V], now time.Time) int {
+func (c *Expiring[K, V]) evict(s *shard[K, V], t *table[K, V], now time.Time) int {
 	for {
 		i := s.hand
 		n := s.ring[i]
@@ -196,7 +315,7 @@ func (c *Expiring[K, V]) evict(s *shard[K, V], now time.Time) int {
 			n.ref.Store(false)
 			continue
 		}
-		c.index.CompareAndDelete(n.key, n)
+		t.del(n)
 		return i
 	}
 }
@@ -213,6 +332,31 @@ func (c *Expiring[K, V]) Len() int {
 	return n
 }
 
+// RemoveFunc removes every entry whose key matches drop, one shard at a
+// time (each under its own lock, so readers never wait), and returns how
+// many it removed.
+func (c *Expiring[K, V]) RemoveFunc(drop func(K) bool) int {
+	removed := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		t := s.tab.Load()
+		for j := 0; j < len(s.ring); {
+			n := s.ring[j]
+			if !drop(n.key) {
+				j++
+				continue
+			}
+			if t.del(n) {
+				removed++
+			}
+			s.drop(j) // the last node moved into slot j: look at it next
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}
+
 // Loader is an Expiring cache in front of a slow load (a presign), with
 // concurrent misses for one key collapsed into a single load.
 //
@@ -223,18 +367,50 @@ func (c *Expiring[K, V]) Len() int {
 // LoadTimeout bounds. Flights are kept per shard, under the shard's lock.
 type Loader[K comparable, V any] struct {
 	cache *Expiring[K, V]
-	// LoadTimeout bounds one load. The load runs detached from the caller's
-	// context, so that a caller going away does not fail the others
-	// waiting on the same flight.
+	// LoadTimeout bounds one load: its context's deadline. The load runs
+	// detached from the caller's context, so that a caller going away
+	// does not fail the others waiting on the same flight.
 	LoadTimeout time.Duration
 }
 
-// call is one load in flight.
-type call[V any] struct {
+// call is one load in flight. done is made when a second caller joins
+// (under the shard's lock), so a load nobody joins costs one allocation.
+type call[K comparable, V any] struct {
 	ctx  loadCtx // the load's
+	key  K
+	next *call[K, V] // the shard's next call whose key has the same hash
 	done chan struct{}
-	e    entry[V]
+	n    *node[K, V] // the result, once loaded
 	err  error
+}
+
+// flight returns the call in flight for key of hash h (s.mu held), or nil.
+func (s *shard[K, V]) flight(h uint64, key K) *call[K, V] {
+	for c := s.calls[h]; c != nil; c = c.next {
+		if c.key == key {
+			return c
+		}
+	}
+	return nil
+}
+
+// land removes c, of hash h, from the calls in flight (s.mu held).
+func (s *shard[K, V]) land(h uint64, c *call[K, V]) {
+	p := s.calls[h]
+	if p == c {
+		if c.next == nil {
+			delete(s.calls, h)
+		} else {
+			s.calls[h] = c.next
+		}
+		return
+	}
+	for ; p != nil; p = p.next {
+		if p.next == c {
+			p.next = c.next
+			return
+		}
+	}
 }
 
 var errLoadPanicked = errors.New("cache: the load panicked")
@@ -249,7 +425,7 @@ func NewLoader[K comparable, V any](size int) (*Loader[K, V], error) {
 		return nil, err
 	}
 	for i := range c.shards {
-		c.shards[i].calls = map[K]*call[V]{}
+		c.shards[i].calls = map[uint64]*call[K, V]{}
 	}
 	return &Loader[K, V]{cache: c, LoadTimeout: 30 * time.Second}, nil
 }
@@ -257,54 +433,104 @@ func NewLoader[K comparable, V any](size int) (*Loader[K, V], error) {
 // Get returns the cached value for key, or loads it. hit reports whether the
 // value came from the cache without a load. now is the caller's clock.
 func (l *Loader[K, V]) Get(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v V, until time.Time, hit bool, err error) {
-	if e, ok := l.cache.get(key, now(), false); ok {
-		return e.v, e.until, true, nil
-	}
-	if err := ctx.Err(); err != nil {
+	p, until, hit, err := l.GetRef(ctx, key, now, load)
+	if err != nil {
 		return v, until, false, err
 	}
-	s := l.cache.shard(key)
+	return *p, until, hit, nil
+}
+
+// GetRef is Get answering with a pointer to the value the cache holds,
+// which never changes: a value type with an array in it (an HTTP header
+// value) can be sliced without a copy. The caller must not modify *v.
+func (l *Loader[K, V]) GetRef(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v *V, until time.Time, hit bool, err error) {
+	h := l.cache.hash(key)
+	if n := l.cache.getHashed(h, key, now(), false); n != nil {
+		return &n.v, n.until, true, nil
+	}
+	return l.load(ctx, h, key, now, load)
+}
+
+// LoadRef is GetRef for a caller that has just found key missing
+// (CachedRef): it goes straight to the flight, which looks in the cache
+// once more before it loads. hit is always false.
+func (l *Loader[K, V]) LoadRef(ctx context.Context, key K, now func() time.Time, load LoadFunc[V]) (v *V, until time.Time, hit bool, err error) {
+	return l.load(ctx, l.cache.hash(key), key, now, load)
+}
+
+// load joins key's flight or starts one; h is key's hash.
+func (l *Loader[K, V]) load(ctx context.Context, h uint64, key K, now func() time.Time, load LoadFunc[V]) (v *V, until time.Time, hit bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, until, false, err
+	}
+	s := l.cache.shard(h)
 	s.mu.Lock()
-	if c, ok := s.calls[key]; ok {
+	if c := s.flight(h, key); c != nil {
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
+		done := c.done
 		s.mu.Unlock()
 		select {
-		case <-c.done:
-			return c.e.v, c.e.until, false, c.err
+		case <-done:
+			if c.err != nil {
+				return nil, until, false, c.err
+			}
+			return &c.n.v, c.n.until, false, nil
 		case <-ctx.Done():
-			return v, until, false, ctx.Err()
+			return nil, until, false, ctx.Err()
 		}
 	}
 	// Until the load returns, joiners would see errLoadPanicked.
-	c := &call[V]{done: make(chan struct{}), err: errLoadPanicked}
-	s.calls[key] = c
+	c := &call[K, V]{key: key, next: s.calls[h], err: errLoadPanicked}
+	s.calls[h] = c
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.calls, key)
+		s.land(h, c)
+		done := c.done
 		s.mu.Unlock()
-		close(c.done)
+		if done != nil {
+			close(done)
+		}
 	}()
 	// Re-check inside the flight: a flight that finished just before this
 	// one started has filled the cache.
-	if e, ok := l.cache.get(key, now(), false); ok {
-		c.e, c.err = e, nil
-		return e.v, e.until, false, nil
+	if n := l.cache.getHashed(h, key, now(), false); n != nil {
+		c.n, c.err = n, nil
+		return &n.v, n.until, false, nil
 	}
 	c.ctx = loadCtx{parent: ctx, deadline: time.Now().Add(l.LoadTimeout)}
 	defer c.ctx.end(context.Canceled)
-	c.e.v, c.e.until, c.err = load(&c.ctx)
+	n := &node[K, V]{key: key, hash: h}
+	n.v, n.until, c.err = load(&c.ctx)
 	if c.err != nil {
-		return v, until, false, c.err
+		return nil, until, false, c.err
 	}
-	l.cache.Add(key, c.e.v, c.e.until, now())
-	return c.e.v, c.e.until, false, nil
+	c.n = n
+	if t := now(); t.Before(n.until) {
+		l.cache.add(s, n, t)
+	}
+	return &n.v, n.until, false, nil
 }
 
 // Cached returns the value for key if it is cached and servable at now;
 // it allocates nothing, so the hit path can try it before building a load.
 func (l *Loader[K, V]) Cached(key K, now time.Time) (V, time.Time, bool) {
-	e, ok := l.cache.get(key, now, false)
-	return e.v, e.until, ok
+	if n := l.cache.get(key, now, false); n != nil {
+		return n.v, n.until, true
+	}
+	var zero V
+	return zero, time.Time{}, false
+}
+
+// CachedRef is Cached answering with a pointer to the value the cache
+// holds (see GetRef).
+func (l *Loader[K, V]) CachedRef(key K, now time.Time) (*V, time.Time, bool) {
+	if n := l.cache.get(key, now, false); n != nil {
+		return &n.v, n.until, true
+	}
+	return nil, time.Time{}, false
 }
 
 // Len is the number of cached values.
@@ -314,27 +540,3 @@ func (l *Loader[K, V]) Len() int { return l.cache.Len() }
 // or removed source's URLs) and returns how many it removed. It walks
 // every key: call it on a change, never on the request path.
 func (l *Loader[K, V]) RemoveFunc(drop func(K) bool) int { return l.cache.RemoveFunc(drop) }
-
-// RemoveFunc removes every entry whose key matches drop, one shard at a
-// time (each under its own lock, so readers never wait), and returns how
-// many it removed.
-func (c *Expiring[K, V]) RemoveFunc(drop func(K) bool) int {
-	removed := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for j := 0; j < len(s.ring); {
-			n := s.ring[j]
-			if !drop(n.key) {
-				j++
-				continue
-			}
-			if c.index.CompareAndDelete(n.key, n) {
-				removed++
-			}
-			s.drop(j) // the last node moved into slot j: look at it next
-		}
-		s.mu.Unlock()
-	}
-	return removed
-}

@@ -288,8 +288,9 @@ func TestLoadCtx(t *testing.T) {
 	}
 }
 
-// TestLoaderMissAllocs pins what a miss costs the Loader: the flight
-// (call, its channel), the node and the index's entry.
+// TestLoaderMissAllocs pins what a miss costs the Loader: the flight's
+// call (its channel is made only when a second caller joins) and the
+// node, which is the index's entry too.
 func TestLoaderMissAllocs(t *testing.T) {
 	l, _ := NewLoader[structKey, *string](100_000)
 	src := new(int)
@@ -305,7 +306,13 @@ func TestLoaderMissAllocs(t *testing.T) {
 		i++
 	})
 	t.Logf("Loader miss: %.1f allocs", n)
-	if n > 5 {
-		t.Errorf("Loader miss allocates %.1f times, want at most 5", n)
+	if n > 2 {
+		t.Errorf("Loader miss allocates %.1f times, want at most 2", n)
 	}
+}
+
+// entry is what the one-lock LRU of BenchmarkCachedParallelOneLock holds.
+type entry[V any] struct {
+	v     V
+	until time.Time
 }

@@ -71,7 +71,7 @@ func TestConnectionInFlightAndRetire(t *testing.T) {
 	if s.source("mv") == first {
 		t.Fatal("the change kept the old *Source")
 	}
-	if _, _, ok := s.urls.Cached(urlKey{src: first, method: http.MethodGet, key: "big.bin"}, time.Now()); ok {
+	if _, _, ok := s.urls.Cached(urlKey{src: first, key: "big.bin"}, time.Now()); ok {
 		t.Error("the old version's URL is still cached")
 	}
 	t.Logf("URL cache: %d entries before the change, %d after", cached, s.urls.Len())

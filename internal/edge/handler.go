@@ -347,19 +347,19 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 		if src.file != nil {
 			return s.serveFile(w, r, src, key)
 		}
-		p, err := s.presigned(r.Context(), w, src, r.Method, key, true)
+		p, _, err := s.presigned(r.Context(), w, src, r.Method, key, true)
 		if err != nil {
 			return err
 		}
-		return s.streams.Serve(s.throttled(w, r), r, stream.Fetch{Source: src.Name, URL: p.URL, Header: p.Header, Deadline: w.deadline})
+		return s.streams.Serve(s.throttled(w, r), r, stream.Fetch{Source: src.Name, URL: p.URL(), Header: p.header, Deadline: w.deadline})
 	}
-	p, err := s.presigned(r.Context(), w, src, r.Method, key, false)
+	p, until, err := s.presigned(r.Context(), w, src, r.Method, key, false)
 	if err != nil {
 		return err
 	}
 	h := w.Header()
-	h["Location"] = p.location
-	h["Cache-Control"] = p.cacheControl(int64(p.until.Sub(w.now) / time.Second))
+	h["Location"] = p.loc[:]
+	h["Cache-Control"] = cacheControl(until.Sub(w.now))
 	h["Referrer-Policy"] = hdrNoReferrer
 	// A redirect's headers never reach a page's script (fetch follows it,
 	// or hands back an opaque redirect): exposing headers on it is ~100
@@ -373,96 +373,107 @@ func (s *Server) deliver(w *recorder, r *http.Request, src *Source, key string) 
 // urlKey names one cached URL: the key is a substring of the request's
 // path, so building it allocates nothing.
 type urlKey struct {
-	src    *Source
-	method string
-	key    string
+	src  *Source
+	key  string
+	head bool // a HEAD URL (else GET): each is only valid for its method
 }
 
-// cachedURL is a presigned URL with what answering with it needs, built
-// once per URL: the Location header value and, per second of max-age,
-// the Cache-Control one.
+// cachedURL is what the URL cache keeps per URL, inside its own node:
+// the URL as the Location header's value (one string; the header slices
+// the array, so a hit allocates nothing), and for stream mode the
+// headers fetching it requires. Cache-Control comes from maxAgeHeaders,
+// shared by every URL.
 type cachedURL struct {
-	signer.Presigned
-	until    time.Time
-	location []string
-	// loc and first back location and the first Cache-Control value, so
-	// a new URL costs one allocation for the struct, not five.
-	loc      [1]string
-	first    maxAgeHeader
-	firstHdr [1]string
-	cc       atomic.Pointer[maxAgeHeader]
+	loc     [1]string
+	header  http.Header // signer.Presigned.Header: ForFetch only
+	expires int64       // signer.Presigned.Expires, Unix nanoseconds
 }
 
+// URL is the presigned URL.
+func (c *cachedURL) URL() string { return c.loc[0] }
+
+// Expires is when the URL stops working.
+func (c *cachedURL) Expires() time.Time { return time.Unix(0, c.expires).UTC() }
+
+// maxAgeHeader is one Cache-Control value.
 type maxAgeHeader struct {
 	age int64
-	hdr []string
+	hdr [1]string
 }
 
-// cacheControl returns "private, max-age=N" for the URL, reusing the last
-// value built while N is unchanged. Header values are never modified by
-// net/http, so one slice serves every request.
-func (c *cachedURL) cacheControl(age int64) []string {
-	age = max(age, 0)
-	if m := c.cc.Load(); m != nil && m.age == age {
-		return m.hdr
+// maxAgeHeaders holds the Cache-Control values in use, by max-age (mod
+// the table's size): the URLs of one signing window share their serve
+// limit, so they share one value per second, built by the first request
+// of that second. Header values are never modified by net/http, so one
+// value serves every request. Reads and writes are atomic: no lock.
+var maxAgeHeaders [1024]atomic.Pointer[maxAgeHeader]
+
+// cacheControl returns "private, max-age=N" for a URL that may be served
+// for ttl more.
+func cacheControl(ttl time.Duration) []string {
+	age := max(int64(ttl/time.Second), 0)
+	slot := &maxAgeHeaders[age%int64(len(maxAgeHeaders))]
+	if m := slot.Load(); m != nil && m.age == age {
+		return m.hdr[:]
 	}
-	hdr := []string{"private, max-age=" + strconv.FormatInt(age, 10)}
-	c.cc.Store(&maxAgeHeader{age: age, hdr: hdr})
-	return hdr
+	m := &maxAgeHeader{age: age, hdr: [1]string{"private, max-age=" + strconv.FormatInt(age, 10)}}
+	slot.Store(m)
+	return m.hdr[:]
 }
 
-// newCachedURL wraps p for the cache, with the Cache-Control value of now.
-func newCachedURL(p signer.Presigned, until, now time.Time) *cachedURL {
-	c := &cachedURL{Presigned: p, until: until}
-	c.loc[0] = p.URL
-	c.location = c.loc[:]
-	age := max(int64(until.Sub(now)/time.Second), 0)
-	c.firstHdr[0] = "private, max-age=" + strconv.FormatInt(age, 10)
-	c.first = maxAgeHeader{age: age, hdr: c.firstHdr[:]}
-	c.cc.Store(&c.first)
-	return c
+// newCachedURL is what the cache keeps of p.
+func newCachedURL(p signer.Presigned) cachedURL {
+	return cachedURL{loc: [1]string{p.URL}, header: p.Header, expires: p.Expires.UnixNano()}
 }
 
-// presigned returns the source's URL for key, from the cache or signed at
-// the start of the current signing window (one signing per URL however
-// many requests miss at once).
-func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method, key string, forFetch bool) (*cachedURL, error) {
-	ck := urlKey{src: src, method: method, key: key}
+// presigned returns the source's URL for key and the instant until which
+// it may be served, from the cache or signed at the start of the current
+// signing window (one signing per URL however many requests miss at
+// once). The URL is the cache's: the caller must not modify it.
+func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method, key string, forFetch bool) (*cachedURL, time.Time, error) {
+	ck := urlKey{src: src, key: key, head: method == http.MethodHead}
 	// A fresh reading (authentication or a limiter may have waited since
 	// the request began): what the hit is checked against and what
 	// Cache-Control counts from.
 	w.now = s.now()
-	if v, _, ok := s.urls.Cached(ck, w.now); ok {
+	if v, until, ok := s.urls.CachedRef(ck, w.now); ok {
 		s.metrics.presignHit.Inc()
 		w.cache = "hit"
-		return v, nil
+		return v, until, nil
 	}
-	// The key's strings point into the request line, token included: a
-	// cached key gets its own copies, and a constant method.
-	ck.key = strings.Clone(key)
-	ck.method = http.MethodGet
-	if method == http.MethodHead {
-		ck.method = http.MethodHead
+	// The key points into the request line, token included: a cached key
+	// gets its own copy, which is also the tail of the key signed (one
+	// allocation for both; a concatenation with "" would not copy).
+	var full string
+	if src.Prefix != "" {
+		full = src.Prefix + key
+	} else {
+		full = strings.Clone(key)
 	}
-	v, _, hit, err := s.urls.Get(ctx, ck, s.now, func(ctx context.Context) (*cachedURL, time.Time, error) {
+	ck.key = full[len(src.Prefix):]
+	m := http.MethodGet
+	if ck.head {
+		m = http.MethodHead
+	}
+	v, until, hit, err := s.urls.LoadRef(ctx, ck, s.now, func(ctx context.Context) (cachedURL, time.Time, error) {
 		// The signer says how long its URL may be handed out (window,
 		// margins, expiring credentials): the cache only keeps it so long.
-		p, err := src.signer.Presign(ctx, signer.Request{Method: method, Key: src.Prefix + key,
+		p, err := src.signer.Presign(ctx, signer.Request{Method: m, Key: full,
 			At: s.now().Truncate(src.window), TTL: src.ttl, Window: src.window, ForFetch: forFetch})
 		if err != nil {
-			return nil, time.Time{}, err
+			return cachedURL{}, time.Time{}, err
 		}
-		return newCachedURL(p, p.ServeUntil, s.now()), p.ServeUntil, nil
+		return newCachedURL(p), p.ServeUntil, nil
 	})
 	if err != nil {
 		s.metrics.presignError.Inc()
 		if errors.Is(err, signer.ErrCredentials) {
-			return nil, newError(http.StatusServiceUnavailable, "credentials_unavailable", "the source's credentials are unavailable", err)
+			return nil, time.Time{}, newError(http.StatusServiceUnavailable, "credentials_unavailable", "the source's credentials are unavailable", err)
 		}
 		if ctx.Err() != nil {
-			return nil, newError(499, "client_closed", "client went away", err)
+			return nil, time.Time{}, newError(499, "client_closed", "client went away", err)
 		}
-		return nil, newError(http.StatusBadGateway, "presign_failed", "the URL could not be signed", err)
+		return nil, time.Time{}, newError(http.StatusBadGateway, "presign_failed", "the URL could not be signed", err)
 	}
 	w.now = s.now() // after the signing (or the wait for another's): max-age counts from here
 	if hit {
@@ -472,7 +483,7 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		s.metrics.presignMiss.Inc()
 		w.cache = "miss"
 	}
-	return v, nil
+	return v, until, nil
 }
 
 // serveSignedFile answers /v1/f/{source}/{key...}?exp=…&sig=…: a URL the

@@ -31,7 +31,7 @@ func parEnv(b *testing.B, full bool) (*env, string) {
 		// Sharded, the cache is full (every shard at its share) a little
 		// after max_entries distinct keys: keep adding until it is.
 		for i := 0; e.srv.urls.Len() < cfg.Cache.MaxEntries && i < 3*cfg.Cache.MaxEntries; i++ {
-			if _, err := e.srv.presigned(context.Background(), &recorder{}, src, http.MethodGet, "fill/"+strconv.Itoa(i)+".jpg", false); err != nil {
+			if _, _, err := e.srv.presigned(context.Background(), &recorder{}, src, http.MethodGet, "fill/"+strconv.Itoa(i)+".jpg", false); err != nil {
 				b.Fatal(err)
 			}
 		}

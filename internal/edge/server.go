@@ -82,7 +82,7 @@ type Server struct {
 	proxies  *clientip.Resolver // server.trusted_proxies; nil when none
 	audit    *audit.Auditor     // nil without audit.file or audit.webhook
 	limits   *limit.Limiter     // nil without limits.per_subject
-	urls     *cache.Loader[urlKey, *cachedURL]
+	urls     *cache.Loader[urlKey, cachedURL]
 	streams  *stream.Proxy
 	metrics  *metrics
 	cors     *cors.Cors
@@ -151,8 +151,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if s.verifier, err = auth.NewVerifier(cfg.Auth, opts.Now); err != nil {
 		return nil, err
 	}
-	if s.urls, err = cache.NewLoader[urlKey, *cachedURL](cfg.Cache.MaxEntries); err != nil {
+	if s.urls, err = cache.NewLoader[urlKey, cachedURL](cfg.Cache.MaxEntries); err != nil {
 		return nil, err
+	}
+	if cfg.Server.RequestTimeout > 0 {
+		// A signing is bounded by the request's timeout (deadlineSigner).
+		s.urls.LoadTimeout = cfg.Server.RequestTimeout
 	}
 	if s.streams, err = stream.New(cfg.Stream, stream.Options{Logger: opts.Logger, Registerer: s.metrics.reg, WriteTimeout: cfg.Server.WriteTimeout}); err != nil {
 		return nil, err
@@ -405,9 +409,9 @@ func (s *Server) PresignRef(ctx context.Context, ref string) (string, time.Time,
 		}
 		key = k
 	}
-	p, err := s.presigned(ctx, &recorder{}, src, http.MethodGet, key, src.mode == modeStream)
+	p, _, err := s.presigned(ctx, &recorder{}, src, http.MethodGet, key, src.mode == modeStream)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return p.URL, p.Expires, nil
+	return p.URL(), p.Expires(), nil
 }

@@ -166,12 +166,22 @@ type sourceRuntime struct {
 // signing that waits (credentials from STS, the metadata service, Entra
 // ID) answers within the request's deadline, not whenever the network
 // gives up. Cache hits never reach it, so the hit path pays nothing.
+//
+// A context whose deadline already falls within the timeout is passed as
+// it is: the URL cache's loads run under one ending request_timeout after
+// the load starts (Server.urls.LoadTimeout), which costs nothing until a
+// signer waits on it, where context.WithTimeout cost eight allocations
+// and a goroutine on every miss (a Loader's context is not one the
+// context package can cancel children of directly).
 type deadlineSigner struct {
 	signer.Signer
 	timeout time.Duration
 }
 
 func (d deadlineSigner) Presign(ctx context.Context, r signer.Request) (signer.Presigned, error) {
+	if dl, ok := ctx.Deadline(); ok && !dl.After(time.Now().Add(d.timeout)) {
+		return d.Signer.Presign(ctx, r)
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	return d.Signer.Presign(ctx, r)

@@ -258,8 +258,12 @@ func (c *credentialCache) Retrieve(ctx context.Context) (aws.Credentials, error)
 // Concurrent refreshes collapse into one, which runs detached from the
 // caller's context.
 func (c *credentialCache) get(ctx context.Context) (*cachedCredentials, error) {
+	cur := c.cur.Load()
+	if cur != nil && !cur.creds.CanExpire {
+		return cur, nil // static keys: no clock to read
+	}
 	now := c.now()
-	if cur := c.cur.Load(); cur != nil && cur.fresh(now) {
+	if cur != nil && cur.fresh(now) {
 		return cur, nil
 	}
 	if f := c.failed.Load(); f != nil && now.Before(f.retry) {

@@ -37,6 +37,17 @@ type SigV4 struct {
 	region, service                 string
 	sseHeaderValues                 [3]string // algorithm, key, key MD5
 	key                             atomic.Pointer[sigv4Key]
+	// date is the last X-Amz-Date formatted: callers sign at the start
+	// of a signing window, so one instant serves a window's URLs, and
+	// formatting it was a fifth of a presign.
+	date    atomic.Pointer[sigv4Date]
+	lastSec atomic.Int64 // the instant of the last date formatted
+}
+
+// sigv4Date is one signing instant (Unix seconds) as X-Amz-Date.
+type sigv4Date struct {
+	sec int64
+	amz [len(amzDateFormat)]byte
 }
 
 // SigV4Config is one bucket base: Path is the unescaped URL path every
@@ -124,8 +135,19 @@ var sigv4Bufs = sync.Pool{New: func() any {
 func (s *SigV4) Presign(r *SigV4Request) string {
 	b := sigv4Bufs.Get().(*sigv4Buf)
 	at := r.At.UTC()
-	var dateBuf [16]byte
-	amzDate := at.AppendFormat(dateBuf[:0], amzDateFormat)
+	var amzDate []byte
+	if d := s.date.Load(); d != nil && d.sec == at.Unix() {
+		amzDate = d.amz[:]
+	} else {
+		var buf [len(amzDateFormat)]byte
+		amzDate = at.AppendFormat(buf[:0], amzDateFormat)
+		// Kept when the instant comes a second time in a row (a signing
+		// window's), so that signing at a new instant every time costs
+		// no allocation either. A year past 9999 does not fit.
+		if sec := at.Unix(); s.lastSec.Swap(sec) == sec && len(amzDate) == len(buf) {
+			s.date.Store(&sigv4Date{sec: sec, amz: buf})
+		}
+	}
 	day := amzDate[:8]
 
 	headers, signed, signedEsc := s.headers, s.signed, s.signedEscaped
