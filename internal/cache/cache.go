@@ -275,11 +275,24 @@ func (c *Expiring[K, V]) Add(k K, v V, until time.Time, now time.Time) {
 	c.add(c.shard(h), &node[K, V]{key: k, v: v, until: until, hash: h}, now)
 }
 
+// addUnlessPurged is add unless a RemoveFunc purged c's key while it loaded.
+func (c *Expiring[K, V]) addUnlessPurged(s *shard[K, V], n *node[K, V], now time.Time, fl *call[K, V]) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !fl.purged {
+		c.addLocked(s, n, now)
+	}
+}
+
 // add publishes n in s, replacing its key's node or evicting one when s
 // is full.
 func (c *Expiring[K, V]) add(s *shard[K, V], n *node[K, V], now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c.addLocked(s, n, now)
+}
+
+func (c *Expiring[K, V]) addLocked(s *shard[K, V], n *node[K, V], now time.Time) {
 	t := s.tab.Load()
 	if old := t.find(n.hash, n.key); old != nil {
 		n.idx = old.idx
@@ -352,6 +365,13 @@ func (c *Expiring[K, V]) RemoveFunc(drop func(K) bool) int {
 			}
 			s.drop(j) // the last node moved into slot j: look at it next
 		}
+		for _, c := range s.calls {
+			for ; c != nil; c = c.next {
+				if drop(c.key) {
+					c.purged = true
+				}
+			}
+		}
 		s.mu.Unlock()
 	}
 	return removed
@@ -382,6 +402,9 @@ type call[K comparable, V any] struct {
 	done chan struct{}
 	n    *node[K, V] // the result, once loaded
 	err  error
+	// purged is set (s.mu held) by a RemoveFunc matching key while the
+	// load runs: its result is handed to its callers but not cached.
+	purged bool
 }
 
 // flight returns the call in flight for key of hash h (s.mu held), or nil.
@@ -507,9 +530,10 @@ func (l *Loader[K, V]) load(ctx context.Context, h uint64, key K, now func() tim
 	if c.err != nil {
 		return nil, until, false, c.err
 	}
+	t := now()
 	c.n = n
-	if t := now(); t.Before(n.until) {
-		l.cache.add(s, n, t)
+	if t.Before(n.until) {
+		l.cache.addUnlessPurged(s, n, t, c)
 	}
 	return &n.v, n.until, false, nil
 }

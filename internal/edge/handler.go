@@ -455,7 +455,7 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 	if ck.head {
 		m = http.MethodHead
 	}
-	v, until, hit, err := s.urls.LoadRef(ctx, ck, s.now, func(ctx context.Context) (cachedURL, time.Time, error) {
+	load := func(ctx context.Context) (cachedURL, time.Time, error) {
 		// The signer says how long its URL may be handed out (window,
 		// margins, expiring credentials): the cache only keeps it so long.
 		p, err := src.signer.Presign(ctx, signer.Request{Method: m, Key: full,
@@ -464,7 +464,13 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 			return cachedURL{}, time.Time{}, err
 		}
 		return newCachedURL(p), p.ServeUntil, nil
-	})
+	}
+	v, until, hit, err := s.urls.LoadRef(ctx, ck, s.now, load)
+	if err == nil && !s.now().Before(until) {
+		// The signing outlasted its window (a credential wait across the
+		// boundary): its URL may not be handed out; sign the new window's.
+		v, until, hit, err = s.urls.LoadRef(ctx, ck, s.now, load)
+	}
 	if err != nil {
 		s.metrics.presignError.Inc()
 		if errors.Is(err, signer.ErrCredentials) {
