@@ -52,6 +52,28 @@ type h1Conn struct {
 	// (maxResponseHeader, as the transport's MaxResponseHeaderBytes);
 	// afterwards it is unbounded.
 	limit int64
+	// dmu guards the deadlines against the context's interrupt: once it
+	// fired, no deadline is moved again.
+	dmu         sync.Mutex
+	interrupted bool
+	// answered is set when a failed exchange had read some answer.
+	answered bool
+}
+
+var errInterrupted = errors.New("stream: the fetch was cancelled")
+
+// setDeadline sets the read (read) or both deadlines, unless the
+// request's context already interrupted the connection.
+func (hc *h1Conn) setDeadline(t time.Time, readOnly bool) error {
+	hc.dmu.Lock()
+	defer hc.dmu.Unlock()
+	if hc.interrupted {
+		return errInterrupted
+	}
+	if readOnly {
+		return hc.c.SetReadDeadline(t)
+	}
+	return hc.c.SetDeadline(t)
 }
 
 // maxResponseHeader bounds an answer's headers: object metadata is a few
@@ -119,7 +141,7 @@ func (h *h1Client) roundTrip(ctx context.Context, req *http.Request, header time
 	}
 	addr := dialAddr(req.URL.Host)
 	for attempt := 0; ; attempt++ {
-		hc, err := h.get(ctx, addr)
+		hc, err := h.get(ctx, addr, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -129,11 +151,13 @@ func (h *h1Client) roundTrip(ctx context.Context, req *http.Request, header time
 			resp.Body = &h1Body{hc: hc, r: resp.Body, resp: resp, eof: resp.Body == http.NoBody}
 			return resp, nil
 		}
-		reused := hc.reused
+		reused, answered := hc.reused, hc.answered
 		hc.release(false)
 		var ne net.Error
-		if reused && attempt == 0 && ctx.Err() == nil && !(errors.As(err, &ne) && ne.Timeout()) {
-			continue // storage closed the idle connection: a new one
+		if reused && !answered && attempt == 0 && ctx.Err() == nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			// Storage closed the idle connection before answering a byte
+			// (as the transport retries): once, on a new connection.
+			continue
 		}
 		return nil, err
 	}
@@ -141,31 +165,41 @@ func (h *h1Client) roundTrip(ctx context.Context, req *http.Request, header time
 
 // exchange writes msg and reads the answer's headers (skipping 1xx).
 func (hc *h1Conn) exchange(req *http.Request, msg []byte, header time.Duration) (*http.Response, error) {
-	if err := hc.c.SetDeadline(time.Now().Add(header)); err != nil {
+	if err := hc.setDeadline(time.Now().Add(header), false); err != nil {
 		return nil, err
 	}
 	if _, err := hc.c.Write(msg); err != nil {
 		return nil, err
 	}
-	hc.limit = maxResponseHeader + int64(hc.br.Size()) // what br reads ahead counts
-	for {
+	for n1xx := 0; ; n1xx++ {
+		full := maxResponseHeader + int64(hc.br.Size()) // what br reads ahead counts
+		hc.limit = full
 		resp, err := http.ReadResponse(hc.br, req)
 		if err != nil {
+			hc.answered = n1xx > 0 || hc.limit != full // a byte of an answer came: no retry
 			return nil, err
 		}
 		hc.limit = 1<<63 - 1
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if n1xx == 5 {
+				return nil, errors.New("stream: too many 1xx answers")
+			}
 			continue // 100 Continue, 103 Early Hints: the answer follows
 		}
 		// The body has its own bounds (per chunk).
-		if err := hc.c.SetDeadline(time.Time{}); err != nil {
+		if err := hc.setDeadline(time.Time{}, false); err != nil {
 			return nil, err
 		}
 		return resp, nil
 	}
 }
 
-func (hc *h1Conn) interrupt() { _ = hc.c.SetDeadline(aLongTimeAgo) }
+func (hc *h1Conn) interrupt() {
+	hc.dmu.Lock()
+	hc.interrupted = true
+	_ = hc.c.SetDeadline(aLongTimeAgo)
+	hc.dmu.Unlock()
+}
 
 // detach stops the request context's watcher, as soon as the body has
 // been read to its end: a client that leaves once it has its last byte
@@ -200,19 +234,28 @@ func (hc *h1Conn) close() {
 	}
 }
 
-// get returns an idle connection to addr, or dials one.
-func (h *h1Client) get(ctx context.Context, addr string) (*h1Conn, error) {
-	h.mu.Lock()
-	if l := h.idle[addr]; len(l) > 0 {
+// get returns an idle connection to addr, or dials one (always when
+// fresh: a retry never lands on another idle one).
+func (h *h1Client) get(ctx context.Context, addr string, fresh bool) (*h1Conn, error) {
+	for !fresh {
+		h.mu.Lock()
+		l := h.idle[addr]
+		if len(l) == 0 {
+			h.mu.Unlock()
+			break
+		}
 		hc := l[len(l)-1]
 		l[len(l)-1] = nil
 		h.idle[addr] = l[:len(l)-1]
 		h.mu.Unlock()
 		hc.timer.Stop()
+		if hc.br.Buffered() != 0 || !idleClean(hc.c) {
+			hc.close() // closed by storage, or bytes no request asked for
+			continue
+		}
 		hc.reused = true
 		return hc, nil
 	}
-	h.mu.Unlock()
 	c, err := h.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

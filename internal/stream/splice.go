@@ -32,7 +32,7 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 	cl := resp.ContentLength
 	if hc.br.Buffered() == 0 {
 		// The status goes out once storage has sent a first byte.
-		_ = hc.c.SetReadDeadline(time.Now().Add(idle))
+		_ = hc.setDeadline(time.Now().Add(idle), true)
 		if _, err := hc.br.Peek(1); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF // closed before its Content-Length
@@ -57,7 +57,7 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 				deadlines, wdl = false, time.Time{}
 			}
 		}
-		_ = hc.c.SetReadDeadline(now.Add(read))
+		_ = hc.setDeadline(now.Add(read), true)
 	}
 	moveDeadlines(idle)
 	var sent int64
@@ -124,6 +124,11 @@ func (p *Proxy) spliceBody(w http.ResponseWriter, rf io.ReaderFrom, r *http.Requ
 				}
 				if quiet < idle {
 					read = idle - quiet
+					continue
+				}
+				if queued(hc.c) > 0 {
+					// Bytes wait in the socket: the edge was waiting for
+					// the client, not for storage.
 					continue
 				}
 			}

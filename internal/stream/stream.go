@@ -354,10 +354,12 @@ func (p *Proxy) answer(ctx context.Context, w http.ResponseWriter, r *http.Reque
 // sent only once the first chunk has arrived, so storage that fails
 // before its first byte still gets a clean error answer.
 func (p *Proxy) copyBody(w http.ResponseWriter, r *http.Request, source string, resp *http.Response, cancel context.CancelCauseFunc) error {
-	if hb, ok := resp.Body.(*h1Body); ok && resp.ContentLength > 0 && len(resp.TransferEncoding) == 0 &&
+	if hb, ok := resp.Body.(*h1Body); ok && spliceable && resp.ContentLength > 0 && len(resp.TransferEncoding) == 0 &&
 		r.ProtoMajor == 1 && r.TLS == nil {
 		// A plain HTTP/1.1 client connection: net/http's ReadFrom on it
 		// splices from a *net.TCPConn. A throttled writer hides ReadFrom.
+		// Linux only: there the kernel splices, and TCP_INFO tells a
+		// storage reset from a client leaving.
 		if rf, ok := w.(io.ReaderFrom); ok {
 			return p.spliceBody(w, rf, r, source, resp, hb, cancel)
 		}
