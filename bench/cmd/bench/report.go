@@ -162,12 +162,12 @@ func (b *bench) cmdOut(name string, args ...string) string {
 
 func (b *bench) report() error {
 	now := time.Now().UTC()
-	commit := b.cmdOut("git", "rev-parse", "--short", "HEAD")
+	commit := b.commit
 	if commit == "" {
 		commit = "nocommit"
 	}
 	dirty := ""
-	if b.cmdOut("git", "status", "--porcelain", "--untracked-files=no") != "" {
+	if b.dirty {
 		dirty = " (with uncommitted changes)"
 	}
 	mode := "full"

@@ -47,6 +47,8 @@ func thumbKey(i int) string { return fmt.Sprintf("thumbs/%03d.jpg", i) }
 
 // bench holds everything one run starts and measures.
 type bench struct {
+	commit  string // git HEAD when the binaries were built
+	dirty   bool
 	opts    options
 	started time.Time
 	root    string
@@ -159,6 +161,9 @@ func randHex(n int) string {
 // build compiles the load generator, the floor and the edge into the work dir.
 func (b *bench) build(ctx context.Context) error {
 	b.bin = map[string]string{}
+	// The commit the report names is the one built, not HEAD at the end.
+	b.commit = b.cmdOut("git", "rev-parse", "--short", "HEAD")
+	b.dirty = b.cmdOut("git", "status", "--porcelain", "--untracked-files=no") != ""
 	binDir := filepath.Join(b.tmp, "bin")
 	for _, name := range []string{"load", "floor302"} {
 		out := filepath.Join(binDir, name)
