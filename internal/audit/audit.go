@@ -174,6 +174,12 @@ func (a *Auditor) run() {
 	for {
 		select {
 		case e := <-a.ch:
+			// Let the batch gather before taking it: a writer that takes
+			// each record as it comes is woken, and writes, once per
+			// request under a steady load (~14 µs of CPU per audited
+			// hit in the bench). Records wait in the queue meanwhile;
+			// nothing waits on them.
+			time.Sleep(gatherDelay)
 			a.fill(b, &e)
 			a.flush(b)
 		case <-a.stop:
@@ -194,6 +200,13 @@ func (a *Auditor) run() {
 		}
 	}
 }
+
+// gatherDelay is how long the writer lets records gather after the first
+// of a batch: at most ~500 wake-ups and writes a second however many
+// requests, and records reach the file or webhook at most 2 ms later.
+// The queue (audit.queue, 8192 by default) holds 2 ms of 4 million
+// requests a second.
+const gatherDelay = 2 * time.Millisecond
 
 // batch is encoded lines and where each ends.
 type batch struct {
