@@ -162,8 +162,8 @@ func (c *Config) Validate() error {
 	if c.CORS.MaxAge < 0 || c.CORS.MaxAge > 24*time.Hour {
 		bad("cors.max_age: must be between 0 and 24h")
 	}
-	if c.Cache.MaxEntries < 1 {
-		bad("cache.max_entries: must be at least 1")
+	if c.Cache.MaxEntries < 1 || c.Cache.MaxEntries > maxCacheEntries {
+		bad("cache.max_entries: must be between 1 and 10000000")
 	}
 	errs = append(errs, c.Auth.Validate()...)
 	errs = append(errs, c.Stream.Validate()...)
@@ -223,3 +223,7 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, erro
 	}
 	return cfg, nil
 }
+
+// maxCacheEntries bounds cache.max_entries: ~5.5 GB of heap at ~550
+// bytes per URL, and well inside the cache's int32 node index.
+const maxCacheEntries = 10_000_000

@@ -198,6 +198,8 @@ func TestParseConfigProblems(t *testing.T) {
 		{"empty file", "", nil, []string{"auth.keys", "sources"}},
 		{"short HS256 secret", strings.Replace(minimal, "0123456789abcdef0123456789abcdef", "short", 1), nil, []string{"auth.keys[0]"}},
 		{"origin wildcard", minimal + "cors: {allowed_origins: [\"*\"]}\n", nil, []string{"cors.allowed_origins[0]"}},
+		{"cache too large", minimal + "cache: {max_entries: 10000001}\n", nil, []string{"cache.max_entries: must be between 1 and 10000000"}},
+		{"cache negative", minimal + "cache: {max_entries: -1}\n", nil, []string{"cache.max_entries"}},
 		{"origin with path", minimal + "cors: {allowed_origins: [\"https://a.com/x\"]}\n", nil, []string{"cors.allowed_origins[0]"}},
 		{"origin mid wildcard", minimal + "cors: {allowed_origins: [\"https://a.*.com\"]}\n", nil, []string{"cors.allowed_origins[0]"}},
 		{"bad log level", minimal + "log: {level: loud}\n", nil, []string{"log.level"}},
