@@ -466,9 +466,12 @@ func (s *Server) presigned(ctx context.Context, w *recorder, src *Source, method
 		return newCachedURL(p), p.ServeUntil, nil
 	}
 	v, until, hit, err := s.urls.LoadRef(ctx, ck, s.now, load)
-	if err == nil && !s.now().Before(until) {
+	if t := s.now(); err == nil && !t.Before(until) {
 		// The signing outlasted its window (a credential wait across the
 		// boundary): its URL may not be handed out; sign the new window's.
+		// A signer slower than a whole window outlasts this one too: its
+		// URL (still valid: ServeUntil keeps a margin before it expires)
+		// is then answered with max-age 0 rather than an error.
 		v, until, hit, err = s.urls.LoadRef(ctx, ck, s.now, load)
 	}
 	if err != nil {
