@@ -110,16 +110,19 @@ func (b *bench) subjects() []*subject {
 			}},
 		{name: "edge-redirect-hit", srv: b.edge, skip: edgeSkip, conc: b.opts.conc, expect: 302,
 			args: b.fixedFile("hit.txt", thumbs(func(i int) string { return b.edgeURL(srcRedirect, thumbKey(i), b.hsToken) }))},
-		{name: "edge-redirect-miss", srv: b.edge, skip: edgeSkip, conc: b.opts.conc, expect: 302,
+		// Misses and the full-cache hit run on their own edge (edge-full),
+		// so the hit subjects above measure a URL cache that holds only
+		// what they ask for (100 keys), as the "cache empty" asks.
+		{name: "edge-redirect-miss", srv: b.edgeFull, skip: variantSkip(edgeSkip, b.edgeFull), conc: b.opts.conc, expect: 302,
 			args: func(_ context.Context, round int) ([]string, error) {
 				// Every request a different key, in every round: every request signs.
-				return []string{"-url", b.edgeURL(srcRedirect, fmt.Sprintf("miss/r%d-%s.jpg", round, load.SeqMarker), b.hsToken)}, nil
+				return []string{"-url", edgeURLAt(b.edgeFullAddr, srcRedirect, fmt.Sprintf("miss/r%d-%s.jpg", round, load.SeqMarker), b.hsToken)}, nil
 			}},
 		// The hit path again once the URL cache is full (max_entries): a
 		// live heap of 100,000 URLs for the GC to mark, and every miss
-		// elsewhere evicting. The first round fills the cache first.
-		{name: "edge-redirect-hit-full", srv: b.edge, skip: edgeSkip, conc: b.opts.conc, expect: 302,
-			args: b.fillThen(b.fixedFile("hit.txt", thumbs(func(i int) string { return b.edgeURL(srcRedirect, thumbKey(i), b.hsToken) })))},
+		// evicting. The first round fills the cache first.
+		{name: "edge-redirect-hit-full", srv: b.edgeFull, skip: variantSkip(edgeSkip, b.edgeFull), conc: b.opts.conc, expect: 302,
+			args: b.fillThen(b.fixedFile("hit-full.txt", thumbs(func(i int) string { return edgeURLAt(b.edgeFullAddr, srcRedirect, thumbKey(i), b.hsToken) })))},
 		// The hit path with the audit trail on (a file), and with it plus a
 		// per-subject limit set too high to refuse: their cost on a hit.
 		{name: "edge-redirect-hit-audit", srv: b.edgeAudit, skip: variantSkip(edgeSkip, b.edgeAudit), conc: b.opts.conc, expect: 302,
@@ -450,7 +453,7 @@ func (b *bench) fillThen(next func(context.Context, int) ([]string, error)) func
 // half as many again fills every shard.
 const fillCount = edgeCacheMax * 3 / 2
 
-// fillCache presigns fillCount distinct keys through the edge.
+// fillCache presigns fillCount distinct keys through edge-full.
 func (b *bench) fillCache(ctx context.Context) error {
 	t0 := time.Now()
 	fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
@@ -458,7 +461,7 @@ func (b *bench) fillCache(ctx context.Context) error {
 	cmd := exec.CommandContext(fctx, b.bin["load"],
 		"-c", strconv.Itoa(b.opts.conc), "-d", "80s", "-expect", "302", "-timeout", "20s",
 		"-n", strconv.Itoa(fillCount), "-H", "Origin: "+benchOrigin,
-		"-url", b.edgeURL(srcRedirect, "fill/"+load.SeqMarker+".jpg", b.hsToken))
+		"-url", edgeURLAt(b.edgeFullAddr, srcRedirect, "fill/"+load.SeqMarker+".jpg", b.hsToken))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -67,6 +67,10 @@ type bench struct {
 	// per-subject limit (never reached): what each costs the hit path.
 	edgeAudit, edgeAuditLimit         *proc
 	edgeAuditAddr, edgeAuditLimitAddr string
+	// edgeFull serves the miss and full-cache subjects, so the main
+	// edge's URL cache stays as small as its hit subjects make it.
+	edgeFull     *proc
+	edgeFullAddr string
 
 	hsToken  string // HS256 token covering both edge sources
 	edgeNote string // non-empty: the edge subjects are skipped, and why
@@ -137,7 +141,7 @@ func (b *bench) run(ctx context.Context) error {
 }
 
 func (b *bench) shutdown() {
-	for _, p := range []*proc{b.nginx, b.peer, b.edge, b.edgeAudit, b.edgeAuditLimit, b.floor, b.versity} {
+	for _, p := range []*proc{b.nginx, b.peer, b.edge, b.edgeAudit, b.edgeAuditLimit, b.edgeFull, b.floor, b.versity} {
 		p.stop()
 	}
 	if b.tmp != "" && !b.opts.keep {
@@ -433,8 +437,10 @@ func (b *bench) startEdge(ctx context.Context) error {
 }
 
 // startEdgeVariants starts the audit variants of the edge: the same
-// config plus an audit file, and plus a limit that is never reached. A
-// variant that does not start is noted and its subject skipped.
+// config plus an audit file, and plus a limit that is never reached, and
+// the same config again for the subjects that fill the URL cache (misses,
+// the full-cache hit). A variant that does not start is noted and its
+// subjects skipped.
 func (b *bench) startEdgeVariants(ctx context.Context) {
 	pub := filepath.Join(b.tmp, "es256.pub.pem")
 	variants := []struct {
@@ -446,6 +452,7 @@ func (b *bench) startEdgeVariants(ctx context.Context) {
 		{"edge-audit", "audit: {file: \"" + filepath.Join(b.tmp, "audit.jsonl") + "\", max_size: 64MiB, max_files: 2}\n", &b.edgeAudit, &b.edgeAuditAddr},
 		{"edge-audit-limit", "audit: {file: \"" + filepath.Join(b.tmp, "audit-limit.jsonl") + "\", max_size: 64MiB, max_files: 2}\n" +
 			"limits: {per_subject: {rate: 1000000, burst: 1000000}}\n", &b.edgeAuditLimit, &b.edgeAuditLimitAddr},
+		{"edge-full", "", &b.edgeFull, &b.edgeFullAddr},
 	}
 	for _, v := range variants {
 		addr, err := freeAddr()
