@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -180,24 +179,11 @@ func TestRedirectHitAllocsAccessLog(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own")
 	}
-	log, err := NewLogger(LogConfig{Level: "info"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	e, req := hitEnvFor(t, productionLogger(t))
+	if e.srv.line == nil {
+		t.Fatal("the production logger did not take the hand-written line")
 	}
-	e := newEnv(t, baseConfig(t), func(o *Options) { o.Logger = log })
-	tok := signHS(t, claims(grant("customer-a", "datasets/42/")))
-	req := httptest.NewRequest("GET", "/v1/s/customer-a/datasets/42/frames/000123.jpg?token="+tok, nil)
-	w := &nopWriter{h: http.Header{}}
-	e.h.ServeHTTP(w, req)
-	allocs := testing.AllocsPerRun(1000, func() {
-		clear(w.h)
-		w.code = 0
-		e.h.ServeHTTP(w, req)
-	})
-	if w.code != http.StatusFound {
-		t.Fatalf("status %d", w.code)
-	}
-	if allocs > maxRedirectHitAllocs {
+	if allocs := hitAllocs(t, e.h, req); allocs > maxRedirectHitAllocs {
 		t.Errorf("redirect hit with the access line allocates %.0f times per request, want at most %d", allocs, maxRedirectHitAllocs)
 	}
 }

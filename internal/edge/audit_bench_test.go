@@ -2,7 +2,6 @@ package edge
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -23,19 +22,7 @@ func withLocalLimit(c *Config) {
 // hitEnvWith is hitEnv with the config changed first.
 func hitEnvWith(tb testing.TB, change ...func(*Config)) (*env, *http.Request) {
 	tb.Helper()
-	cfg := baseConfig(tb)
-	for _, f := range change {
-		f(cfg)
-	}
-	e := newEnv(tb, cfg)
-	tok := signHS(tb, claims(grant("customer-a", "datasets/42/")))
-	req := httptest.NewRequest("GET", "/v1/s/customer-a/datasets/42/frames/000123.jpg?token="+tok, nil)
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, req)
-	if w.Code != http.StatusFound {
-		tb.Fatalf("warm-up: %d %s", w.Code, w.Body)
-	}
-	return e, req
+	return hitEnvFor(tb, nil, change...)
 }
 
 // TestRedirectHitAllocsAudit pins the redirect hit with the audit trail
@@ -56,15 +43,7 @@ func TestRedirectHitAllocsAudit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, req := hitEnvWith(t, tc.change...)
-			w := &nopWriter{h: http.Header{}}
-			allocs := testing.AllocsPerRun(1000, func() {
-				clear(w.h)
-				w.code = 0
-				e.h.ServeHTTP(w, req)
-			})
-			if w.code != http.StatusFound {
-				t.Fatalf("status %d", w.code)
-			}
+			allocs := hitAllocs(t, e.h, req)
 			t.Logf("redirect hit, %s: %.0f allocs per request", tc.name, allocs)
 			e.srv.Close()
 			if tc.name != "limit" {

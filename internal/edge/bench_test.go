@@ -20,9 +20,21 @@ func (w *nopWriter) WriteHeader(code int)        { w.code = code }
 
 // hitEnv is a server whose presigned-URL cache and token cache already
 // hold the object and token of req.
-func hitEnv(tb testing.TB) (*env, *http.Request) {
+func hitEnv(tb testing.TB) (*env, *http.Request) { return hitEnvFor(tb, nil) }
+
+// hitEnvFor is hitEnv with the options (opt, may be nil) and the config
+// changed first.
+func hitEnvFor(tb testing.TB, opt envOption, change ...func(*Config)) (*env, *http.Request) {
 	tb.Helper()
-	e := newEnv(tb, baseConfig(tb))
+	cfg := baseConfig(tb)
+	for _, f := range change {
+		f(cfg)
+	}
+	var opts []envOption
+	if opt != nil {
+		opts = append(opts, opt)
+	}
+	e := newEnv(tb, cfg, opts...)
 	tok := signHS(tb, claims(grant("customer-a", "datasets/42/")))
 	req := httptest.NewRequest("GET", "/v1/s/customer-a/datasets/42/frames/000123.jpg?token="+tok, nil)
 	w := httptest.NewRecorder()
@@ -31,6 +43,32 @@ func hitEnv(tb testing.TB) (*env, *http.Request) {
 		tb.Fatalf("warm-up: %d %s", w.Code, w.Body)
 	}
 	return e, req
+}
+
+// hitAllocs is how many times serving req on h allocates, req being a
+// cache hit (its 302 checked).
+func hitAllocs(t *testing.T, h http.Handler, req *http.Request) float64 {
+	t.Helper()
+	w := &nopWriter{h: http.Header{}}
+	allocs := testing.AllocsPerRun(1000, func() {
+		clear(w.h)
+		w.code = 0
+		h.ServeHTTP(w, req)
+	})
+	if w.code != http.StatusFound {
+		t.Fatalf("status %d", w.code)
+	}
+	return allocs
+}
+
+// productionLogger is the logger `edge serve` builds (JSON, buffered,
+// the hand-written access line) writing to io.Discard.
+func productionLogger(tb testing.TB) envOption {
+	log, err := NewLogger(LogConfig{Level: "info"}, io.Discard)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return func(o *Options) { o.Logger = log }
 }
 
 // maxRedirectHitAllocs pins the redirect hit path at zero: the cache key
@@ -44,15 +82,7 @@ func TestRedirectHitAllocs(t *testing.T) {
 		t.Skip("the race detector allocates on its own")
 	}
 	e, req := hitEnv(t)
-	w := &nopWriter{h: http.Header{}}
-	allocs := testing.AllocsPerRun(1000, func() {
-		clear(w.h)
-		w.code = 0
-		e.h.ServeHTTP(w, req)
-	})
-	if w.code != http.StatusFound {
-		t.Fatalf("status %d", w.code)
-	}
+	allocs := hitAllocs(t, e.h, req)
 	t.Logf("redirect hit: %.0f allocs per request", allocs)
 	if allocs > maxRedirectHitAllocs {
 		t.Errorf("redirect hit allocates %.0f times per request, want at most %d", allocs, maxRedirectHitAllocs)
@@ -134,15 +164,8 @@ func itoa(i int) string {
 // (JSON, buffered) writing to io.Discard: what one access line costs on
 // top of BenchmarkRedirectHitNoRecorder.
 func BenchmarkAccessLog(b *testing.B) {
-	log, err := NewLogger(LogConfig{Level: "info"}, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := newEnv(b, baseConfig(b), func(o *Options) { o.Logger = log })
-	tok := signHS(b, claims(grant("customer-a", "datasets/42/")))
-	req := httptest.NewRequest("GET", "/v1/s/customer-a/datasets/42/frames/000123.jpg?token="+tok, nil)
+	e, req := hitEnvFor(b, productionLogger(b))
 	w := &nopWriter{h: http.Header{}}
-	e.h.ServeHTTP(w, req)
 	b.ReportAllocs()
 	for b.Loop() {
 		w.h = http.Header{}

@@ -33,16 +33,7 @@ func TestRedirectHitAllocsRunner(t *testing.T) {
 		t.Skip("the race detector allocates on its own")
 	}
 	r, req := runnerHitEnv(t)
-	w := &nopWriter{h: http.Header{}}
-	allocs := testing.AllocsPerRun(1000, func() {
-		clear(w.h)
-		w.code = 0
-		r.ServeHTTP(w, req)
-	})
-	if w.code != http.StatusFound {
-		t.Fatalf("status %d", w.code)
-	}
-	if allocs > maxRedirectHitAllocs {
+	if allocs := hitAllocs(t, r, req); allocs > maxRedirectHitAllocs {
 		t.Errorf("redirect hit through the Runner allocates %.0f times per request, want at most %d", allocs, maxRedirectHitAllocs)
 	}
 }

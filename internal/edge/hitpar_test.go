@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -15,15 +14,8 @@ import (
 // to io.Discard, and, when full, the URL cache filled to max_entries.
 func parEnv(b *testing.B, full bool) (*env, string) {
 	b.Helper()
-	log, err := NewLogger(LogConfig{Level: "info"}, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
 	cfg := baseConfig(b)
-	e := newEnv(b, cfg, func(o *Options) {
-		o.Logger = log
-		o.Now = func() time.Time { return t0 }
-	})
+	e := newEnv(b, cfg, productionLogger(b), func(o *Options) { o.Now = func() time.Time { return t0 } })
 	tok := signHS(b, claims(grant("customer-a", "")))
 	target := "/v1/s/customer-a/datasets/42/frames/000123.jpg?token=" + tok
 	if full {
