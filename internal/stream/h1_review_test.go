@@ -117,34 +117,6 @@ func TestH1ReviewStaleRetryTakesStaleConn(t *testing.T) {
 	}
 }
 
-// R3: one "100 Continue" lifts the 64 KiB bound on answer headers:
-// the limit is set to 1<<63-1 after the first ReadResponse and the loop
-// reads the real answer unbounded (the transport resets the limit per
-// 1xx and allows 5 of them).
-func TestH1ReviewHeaderLimitAfter1xx(t *testing.T) {
-	up := rawUpstream(t, func(c net.Conn) {
-		readRequestHead(c)
-		bw := bufio.NewWriter(c)
-		bw.WriteString("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
-		line := "X-Meta: " + strings.Repeat("a", 1000) + "\r\n"
-		for n := 0; n < 8<<20; n += len(line) {
-			bw.WriteString(line)
-		}
-		bw.WriteString("Content-Length: 2\r\n\r\nok")
-		bw.Flush()
-	})
-	p := newProxy(t, testConfig(), Options{})
-	s := throughWriter(t, p, "src", up, "splice")
-	resp, err := http.Get(s.URL + "/o")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 502 {
-		t.Fatalf("8 MiB of headers after a 100 Continue: got %d, want 502", resp.StatusCode)
-	}
-}
-
 // R4: a client that pauses reading (a paused video) for longer than
 // response_header_timeout but less than write_timeout. The copy path
 // only times storage while it waits for storage; the splice path's read
