@@ -2,17 +2,13 @@ package assets
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/edgeproxy/edge/internal/assets/assetstest"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"sync/atomic"
 	"testing"
 )
@@ -97,84 +93,4 @@ func (rs *rangeServer) object(name string) (Object, error) {
 	}
 	return Object{Key: name, Size: st.Size(), ContentType: storedType(name),
 		R: httpRange{client: rs.Client(), url: rs.URL + "/" + name, received: &rs.received}}, nil
-}
-
-// Oracles.
-
-type probe struct {
-	ok      bool
-	streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		CodecTag  string `json:"codec_tag_string"`
-		Profile   string `json:"profile"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-		PixFmt    string `json:"pix_fmt"`
-	}
-	format struct {
-		Duration string            `json:"duration"`
-		Tags     map[string]string `json:"tags"`
-	}
-	rootBoxes []string // top-level boxes in file order, from ffprobe -v trace
-}
-
-var traceBox = regexp.MustCompile(`type:'(....)' parent:'root'`)
-
-func ffprobe(t testing.TB, path string) probe {
-	t.Helper()
-	var p probe
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", path).Output()
-	if err != nil {
-		return p
-	}
-	var doc struct {
-		Streams json.RawMessage `json:"streams"`
-		Format  json.RawMessage `json:"format"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	json.Unmarshal(doc.Streams, &p.streams)
-	json.Unmarshal(doc.Format, &p.format)
-	p.ok = true
-	trace, _ := exec.Command("ffprobe", "-v", "trace", "-i", path).CombinedOutput()
-	for _, m := range traceBox.FindAllSubmatch(trace, -1) {
-		p.rootBoxes = append(p.rootBoxes, string(m[1]))
-	}
-	return p
-}
-
-func exiftoolAll(t testing.TB, dir string, names []string) map[string]map[string]any {
-	t.Helper()
-	args := []string{"-j", "-n", "-q", "-q"}
-	for _, n := range names {
-		args = append(args, filepath.Join(dir, n))
-	}
-	out, _ := exec.Command("exiftool", args...).Output() // exit 1 when one file is unknown
-	var docs []map[string]any
-	if err := json.Unmarshal(out, &docs); err != nil {
-		t.Fatalf("exiftool -j: %v: %s", err, out)
-	}
-	m := map[string]map[string]any{}
-	for _, d := range docs {
-		m[filepath.Base(d["SourceFile"].(string))] = d
-	}
-	return m
-}
-
-func num(v any) int {
-	switch x := v.(type) {
-	case float64:
-		return int(x)
-	case string:
-		n, _ := strconv.Atoi(x)
-		return n
-	}
-	return 0
-}
-
-func str(v any) string {
-	s, _ := v.(string)
-	return s
 }

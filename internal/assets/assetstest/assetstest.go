@@ -184,7 +184,9 @@ type probe struct {
 
 var traceBox = regexp.MustCompile(`type:'(....)' parent:'root'`)
 
-func ffprobe(tb testing.TB, path string) probe {
+// ffprobe reads path's streams and format, and with trace its root boxes
+// (ffprobe -v trace, slow: videos only).
+func ffprobe(tb testing.TB, path string, trace bool) probe {
 	tb.Helper()
 	var p probe
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", path).Output()
@@ -201,8 +203,11 @@ func ffprobe(tb testing.TB, path string) probe {
 	json.Unmarshal(doc.Streams, &p.streams)
 	json.Unmarshal(doc.Format, &p.format)
 	p.ok = true
-	trace, _ := exec.Command("ffprobe", "-v", "trace", "-i", path).CombinedOutput()
-	for _, m := range traceBox.FindAllSubmatch(trace, -1) {
+	if !trace {
+		return p
+	}
+	out, _ = exec.Command("ffprobe", "-v", "trace", "-i", path).CombinedOutput()
+	for _, m := range traceBox.FindAllSubmatch(out, -1) {
 		p.rootBoxes = append(p.rootBoxes, string(m[1]))
 	}
 	return p
@@ -246,10 +251,13 @@ func Oracle(tb testing.TB, dir string, names []string, stored func(name string) 
 		}
 		switch {
 		case strings.HasPrefix(w.Type, "video/"):
-			p := ffprobe(tb, filepath.Join(dir, name))
+			p := ffprobe(tb, filepath.Join(dir, name), true)
 			if !p.ok {
 				w.Codes["unreadable"] = true
 				break
+			}
+			if indexOf(p.rootBoxes, "moov") < 0 {
+				tb.Fatalf("%s: ffprobe's trace shows no root moov: %v", name, p.rootBoxes)
 			}
 			for _, s := range p.streams {
 				if s.CodecType != "video" {
@@ -275,8 +283,17 @@ func Oracle(tb testing.TB, dir string, names []string, stored func(name string) 
 				}
 				break
 			}
+			if w.Video == nil {
+				tb.Fatalf("%s: exiftool says %s, ffprobe finds no video stream", name, w.Type)
+			}
 		case strings.HasPrefix(w.Type, "image/"):
 			w.Width, w.Height, w.Orientation = num(ex["ImageWidth"]), num(ex["ImageHeight"]), num(ex["Orientation"])
+			// The two oracles must agree where both read the file.
+			for _, s := range ffprobe(tb, filepath.Join(dir, name), false).streams {
+				if s.CodecType == "video" && (s.Width != w.Width || s.Height != w.Height) {
+					tb.Errorf("%s: oracles disagree: ffprobe %dx%d, exiftool %dx%d", name, s.Width, s.Height, w.Width, w.Height)
+				}
+			}
 			if w.Orientation > 1 {
 				w.Codes["exif_orientation"] = true
 			}
