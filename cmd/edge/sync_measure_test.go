@@ -27,6 +27,16 @@ import (
 // EDGE_SYNC_MEASURE=N:
 //
 //	EDGE_SYNC_MEASURE=10000 RCLONE=/tmp/rclone/rclone go test -run TestMeasureSync -v -timeout 30m ./cmd/edge/
+// buildEdge builds the edge binary into dir (measured as a process).
+func buildEdge(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "edge")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func TestMeasureSync(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("EDGE_SYNC_MEASURE"))
 	if n <= 0 {
@@ -39,24 +49,8 @@ func TestMeasureSync(t *testing.T) {
 	t.Logf("uploaded %d objects in %s (%.0f/s, 32 workers)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "edge")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cfg := filepath.Join(dir, "edge.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
-auth:
-  keys:
-    - {id: k1, alg: HS256, secret: "cmd-test-secret-0123456789abcdef0123"}
-sources:
-  - name: media
-    provider: s3
-    bucket: media
-    endpoint: %s
-    addressing: path
-    prefix: images/
-    credentials: {type: static, access_key_id: %s, secret_access_key: %s}
-`, v.Endpoint, v.AccessKey, v.SecretKey)), 0o600)
+	bin := buildEdge(t, dir)
+	cfg := mediaConfig(t, v, "images/")
 	out := filepath.Join(dir, "m.jsonl")
 	for i := range 2 {
 		timed(t, fmt.Sprintf("edge sync (run %d)", i+1), n, exec.Command("/usr/bin/time", "-v", bin, "sync", "-config", cfg, "-o", out, "media"))
@@ -166,24 +160,8 @@ func TestMeasureSyncCheck(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "edge")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cfg := filepath.Join(dir, "edge.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
-auth:
-  keys:
-    - {id: k1, alg: HS256, secret: "cmd-test-secret-0123456789abcdef0123"}
-sources:
-  - name: media
-    provider: s3
-    bucket: media
-    endpoint: %s
-    addressing: path
-    prefix: assets/
-    credentials: {type: static, access_key_id: %s, secret_access_key: %s}
-`, v.Endpoint, v.AccessKey, v.SecretKey)), 0o600)
+	bin := buildEdge(t, dir)
+	cfg := mediaConfig(t, v, "assets/")
 	out := filepath.Join(dir, "m.jsonl")
 	timed(t, "edge sync -check", n, exec.Command("/usr/bin/time", "-v", bin, "sync", "-config", cfg, "-check", "-o", out, "media"))
 	b, _ := os.ReadFile(out)

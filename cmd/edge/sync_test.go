@@ -33,13 +33,11 @@ func TestSyncFileSource(t *testing.T) {
 	}
 }
 
-func TestSyncVersity(t *testing.T) {
-	v := testenv.StartVersity(t)
-	v.CreateBucket(t, "media")
-	for _, k := range []string{"images/a.jpg", "images/b c.jpg", "images0", "other/x"} {
-		v.Put(t, "media", k, []byte(k))
-	}
-	cfg := writeConfig(t, `
+// mediaConfig writes a config whose one source, "media", is v's bucket
+// "media" under prefix (path-style, v's static keys).
+func mediaConfig(t *testing.T, v *testenv.Versity, prefix string) string {
+	t.Helper()
+	return writeConfig(t, `
 auth:
   keys:
     - {id: k1, alg: HS256, secret: "cmd-test-secret-0123456789abcdef0123"}
@@ -49,9 +47,18 @@ sources:
     bucket: media
     endpoint: `+v.Endpoint+`
     addressing: path
-    prefix: images/
+    prefix: `+prefix+`
     credentials: {type: static, access_key_id: `+v.AccessKey+`, secret_access_key: `+v.SecretKey+`}
 `)
+}
+
+func TestSyncVersity(t *testing.T) {
+	v := testenv.StartVersity(t)
+	v.CreateBucket(t, "media")
+	for _, k := range []string{"images/a.jpg", "images/b c.jpg", "images0", "other/x"} {
+		v.Put(t, "media", k, []byte(k))
+	}
+	cfg := mediaConfig(t, v, "images/")
 	dir := t.TempDir()
 	first := filepath.Join(dir, "first.jsonl")
 	if code, _, errOut := runCmd(t, "sync", "-config", cfg, "-o", first, "media"); code != 0 {
@@ -149,19 +156,7 @@ func TestSyncCheck(t *testing.T) {
 	for _, n := range names {
 		put("assets/"+n, n)
 	}
-	cfg := writeConfig(t, `
-auth:
-  keys:
-    - {id: k1, alg: HS256, secret: "cmd-test-secret-0123456789abcdef0123"}
-sources:
-  - name: media
-    provider: s3
-    bucket: media
-    endpoint: `+v.Endpoint+`
-    addressing: path
-    prefix: assets/
-    credentials: {type: static, access_key_id: `+v.AccessKey+`, secret_access_key: `+v.SecretKey+`}
-`)
+	cfg := mediaConfig(t, v, "assets/")
 	out := t.TempDir()
 	sync := func(args ...string) (map[string]syncLine, syncSummary, []byte) {
 		t.Helper()
