@@ -27,6 +27,7 @@ import (
 // EDGE_SYNC_MEASURE=N:
 //
 //	EDGE_SYNC_MEASURE=10000 RCLONE=/tmp/rclone/rclone go test -run TestMeasureSync -v -timeout 30m ./cmd/edge/
+//
 // buildEdge builds the edge binary into dir (measured as a process).
 func buildEdge(t *testing.T, dir string) string {
 	t.Helper()
