@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edge/internal/bytesize"
+	"github.com/edgeproxy/edge/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -58,26 +58,7 @@ func (h *harness) count(t *testing.T, c prometheus.Collector) int {
 // checkNoSecrets scans the logs and the metrics.
 func (h *harness) checkNoSecrets(t *testing.T, secrets ...string) {
 	t.Helper()
-	var all strings.Builder
-	for _, e := range h.logs.All() {
-		all.WriteString(e.Message)
-		for k, v := range e.ContextMap() {
-			fmt.Fprintf(&all, " %s=%v", k, v)
-		}
-		all.WriteByte('\n')
-	}
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		all.WriteString(mf.String())
-	}
-	for _, s := range secrets {
-		if strings.Contains(all.String(), s) {
-			t.Errorf("a log line or metric contains the secret %q", s)
-		}
-	}
+	testenv.NoSecrets(t, h.logs, h.reg, secrets...)
 }
 
 // rec is the i-th test record: its key names i, and the key is sliced from

@@ -3,7 +3,6 @@ package limit
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http/httptest"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edge/internal/bytesize"
+	"github.com/edgeproxy/edge/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -48,26 +48,7 @@ func newHarness() *harness {
 
 func (h *harness) checkNoSecrets(t *testing.T, secrets ...string) {
 	t.Helper()
-	var all strings.Builder
-	for _, e := range h.logs.All() {
-		all.WriteString(e.Message)
-		for k, v := range e.ContextMap() {
-			fmt.Fprintf(&all, " %s=%v", k, v)
-		}
-		all.WriteByte('\n')
-	}
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		all.WriteString(mf.String())
-	}
-	for _, s := range secrets {
-		if strings.Contains(all.String(), s) {
-			t.Errorf("a log line or metric contains the secret %q", s)
-		}
-	}
+	testenv.NoSecrets(t, h.logs, h.reg, secrets...)
 }
 
 func newLimiter(t testing.TB, cfg Config, o Options) *Limiter {
