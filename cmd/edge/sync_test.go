@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/edgeproxy/edge/internal/assets"
 	"github.com/edgeproxy/edge/internal/assets/assetstest"
 	"github.com/edgeproxy/edge/internal/testenv"
@@ -148,10 +145,7 @@ func TestSyncCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String(key),
-			Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String(assetstest.StoredType(key))}); err != nil {
-			t.Fatal(err)
-		}
+		v.PutTyped(t, "media", key, b, assetstest.StoredType(key))
 	}
 	for _, n := range names {
 		put("assets/"+n, n)

@@ -60,14 +60,24 @@ func (s *S3Server) CreateBucket(tb testing.TB, bucket string) {
 // Put stores body as bucket/key or fails tb.
 func (s *S3Server) Put(tb testing.TB, bucket, key string, body []byte) {
 	tb.Helper()
+	s.PutTyped(tb, bucket, key, body, "")
+}
+
+// PutTyped is Put with a Content-Type ("": the server's default).
+func (s *S3Server) PutTyped(tb testing.TB, bucket, key string, body []byte, contentType string) {
+	tb.Helper()
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, err := s.Client().PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:        aws.String(bucket),
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))),
-	})
+	}
+	if contentType != "" {
+		in.ContentType = aws.String(contentType)
+	}
+	_, err := s.Client().PutObject(ctx, in)
 	if err != nil {
 		tb.Fatalf("%s", errf("%s: put %s/%s: %v", s.name, bucket, key, err))
 	}
